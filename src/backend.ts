@@ -1,0 +1,33 @@
+/**
+ * The compute backend: TensorFlow.js on WebAssembly in Node (single-threaded SIMD build), with the
+ * pure-JS cpu backend as fallback and numerical cross-check. This is the only global state of the
+ * library. Kernels that wasm lacks and the model needs get gradients in `./model/kernels.ts`.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { McoreError } from './errors.ts';
+
+export type BackendName = 'wasm' | 'cpu';
+
+let wasmPathsSet = false;
+
+/** Selects and initialises the backend (idempotent). Returns the backend in use. */
+export async function useBackend(name: BackendName = 'wasm'): Promise<BackendName> {
+  if (name === 'wasm' && !wasmPathsSet) {
+    const require = createRequire(import.meta.url);
+    const dir = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
+    setWasmPaths(`${dir}${path.sep}`);
+    wasmPathsSet = true;
+  }
+  const ok = await tf.setBackend(name);
+  if (!ok) {
+    throw new McoreError('E_BACKEND', `could not initialise the tfjs '${name}' backend; try --backend cpu`);
+  }
+  await tf.ready();
+  return name;
+}
+
+export { tf };
