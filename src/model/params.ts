@@ -79,7 +79,8 @@ export function initParams(specs: ParamSpecs, rng: Rng): Params {
   for (const name of Object.keys(specs).sort()) {
     const s = specs[name];
     const t = tf.tensor(initValue(s, rng), s.shape, 'float32');
-    out[name] = s.trainable ? tf.variable(t, true, name) : t;
+    // Variables get engine-generated unique names, so several models can coexist; ours is the record key.
+    out[name] = s.trainable ? tf.variable(t, true) : t;
     if (s.trainable) t.dispose();
   }
   return out;

@@ -1,0 +1,154 @@
+/**
+ * The run configuration: typed data with a default for every field, validated with zod. One resolver
+ * (`resolveConfig`) fills defaults from a named model variant, applies `--set key=value` overrides and
+ * reports every problem with its dotted path in one McoreError('E_CONFIG').
+ */
+import { z } from 'zod';
+import { McoreError } from './errors.ts';
+import { MODEL_VARIANTS, type ModelConfig, type ModelVariant } from './model/config.ts';
+
+const variantNames = Object.keys(MODEL_VARIANTS) as [ModelVariant, ...ModelVariant[]];
+const positiveInt = z.number().int().positive();
+
+const backboneSchema = z.strictObject({
+  stemWidth: positiveInt,
+  widths: z.array(positiveInt).min(1),
+  depths: z.array(positiveInt).min(1),
+  groupWidth: positiveInt,
+  seRatio: z.number().min(0).max(1),
+  gsm: z.boolean(),
+});
+
+const modelSchema = z.strictObject({
+  backbone: backboneSchema,
+  segmenter: z.strictObject({ dropout: z.number().min(0).max(1) }),
+  decoder: z.strictObject({ layers: positiveInt, heads: positiveInt, mlpRatio: positiveInt }),
+  regressor: z.strictObject({ hidden: z.array(positiveInt) }),
+  stages: z.number().int().min(2),
+  tokensPerStage: z.number().int().min(2),
+  frames: z.number().int().min(4),
+  imageSize: z.number().int().min(16),
+});
+
+export const lossSchema = z.strictObject({
+  /** 'token': the reference code's L_cont (tau 0.5); 'stage': the paper's wording (tau 0.1); 'none': off. */
+  contrastive: z.enum(['token', 'stage', 'none']).default('token'),
+  tasWeights: z.array(z.number().nonnegative()).default([1, 2]),
+  contWeight: z.number().nonnegative().default(10),
+  /** Temperature; default 0.5 for 'token', 0.1 for 'stage'. */
+  tau: z.number().positive().optional(),
+});
+
+export const runConfigSchema = z.strictObject({
+  variant: z.enum(variantNames).default('mcore-tiny'),
+  model: modelSchema,
+  loss: lossSchema.default(lossSchema.parse({})),
+  train: z
+    .strictObject({
+      mode: z.enum(['end-to-end', 'head-only']).default('end-to-end'),
+      epochs: positiveInt.default(10),
+      batchPairs: positiveInt.default(8),
+      lr: z.number().positive().default(1e-3),
+      backboneLrScale: z.number().nonnegative().default(0.1),
+      dn: z.boolean().default(true),
+      seed: z.number().int().nonnegative().default(0),
+    })
+    .default({
+      mode: 'end-to-end',
+      epochs: 10,
+      batchPairs: 8,
+      lr: 1e-3,
+      backboneLrScale: 0.1,
+      dn: true,
+      seed: 0,
+    }),
+  eval: z
+    .strictObject({
+      exemplars: positiveInt.default(10),
+      dn: z.boolean().default(true),
+      batchVideos: positiveInt.default(16),
+    })
+    .default({ exemplars: 10, dn: true, batchVideos: 16 }),
+});
+
+export type RunConfig = z.infer<typeof runConfigSchema>;
+export type LossConfig = z.infer<typeof lossSchema>;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function deepMerge(base: unknown, over: unknown): unknown {
+  if (!isObject(base) || !isObject(over)) return over === undefined ? base : over;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = deepMerge(base[k], v);
+  return out;
+}
+
+/** Parses one `key=value` override: the value as JSON when it parses, else as a string. */
+export function parseOverride(text: string): { path: string[]; value: unknown } {
+  const eq = text.indexOf('=');
+  if (eq <= 0)
+    throw new McoreError('E_CONFIG', `--set expects key=value (e.g. train.epochs=5), got '${text}'`);
+  const key = text.slice(0, eq).trim();
+  const raw = text.slice(eq + 1).trim();
+  let value: unknown = raw;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    // A bare word stays a string (e.g. loss.contrastive=stage).
+  }
+  return { path: key.split('.'), value };
+}
+
+function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
+  let cur = obj;
+  for (const p of path.slice(0, -1)) {
+    if (!isObject(cur[p])) cur[p] = {};
+    cur = cur[p] as Record<string, unknown>;
+  }
+  cur[path[path.length - 1]] = value;
+}
+
+/**
+ * Defaults <- model variant <- `partial` (e.g. a config file) <- `overrides` ('a.b=value').
+ * Unknown keys and bad values are all reported at once.
+ */
+export function resolveConfig(partial: unknown = {}, overrides: string[] = []): RunConfig {
+  const input: Record<string, unknown> = isObject(partial) ? structuredClone(partial) : {};
+  if (!isObject(partial) && partial !== undefined) {
+    throw new McoreError('E_CONFIG', 'a config file must hold a JSON object');
+  }
+  for (const o of overrides) {
+    const { path, value } = parseOverride(o);
+    setPath(input, path, value);
+  }
+  const variant = (input.variant ?? 'mcore-tiny') as ModelVariant;
+  if (!(variant in MODEL_VARIANTS)) {
+    throw new McoreError(
+      'E_CONFIG',
+      `variant: unknown model variant '${String(variant)}' (known: ${variantNames.join(', ')})`,
+    );
+  }
+  input.model = deepMerge(structuredClone(MODEL_VARIANTS[variant]) as ModelConfig, input.model);
+  const parsed = runConfigSchema.safeParse(input);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ✖ ${i.message} → at ${i.path.join('.') || '(root)'}`);
+    throw new McoreError('E_CONFIG', `invalid configuration:\n${lines.join('\n')}`);
+  }
+  const cfg = parsed.data;
+  const { widths, depths } = cfg.model.backbone;
+  if (widths.length !== depths.length) {
+    throw new McoreError(
+      'E_CONFIG',
+      `model.backbone: widths (${widths.length}) and depths (${depths.length}) must have the same length`,
+    );
+  }
+  if (cfg.loss.tasWeights.length !== cfg.model.stages - 1) {
+    throw new McoreError(
+      'E_CONFIG',
+      `loss.tasWeights: needs one weight per transition (${cfg.model.stages - 1} for ${cfg.model.stages} stages), got ${cfg.loss.tasWeights.length}`,
+    );
+  }
+  return cfg;
+}

@@ -1,0 +1,46 @@
+/**
+ * A scoring method in the shared framework: MCoRe and every baseline train with the same trainer and
+ * are evaluated with the same exemplar protocol. A method turns a batch of query/exemplar pairs into
+ * named loss terms, encodes a video once, and predicts a query's score from its exemplars.
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+import type { ParamSpecs, Params } from '../model/params.ts';
+
+/** A training batch of B pairs; videos ordered [q_1..q_B, e_1..e_B]. */
+export interface PairBatch {
+  /** features [2B, T, D] (head-only) or frames [2B, T, H, W, 3] (end to end). */
+  input: tf.Tensor;
+  /** Ground-truth transition frames on the sampled frames: 2B x (K-1). */
+  transitions: number[][];
+  /** Dive scores of the 2B videos. */
+  scores: number[];
+}
+
+/** Named scalar loss terms; `total` is optimised. */
+export type LossTerms = { total: tf.Scalar } & Record<string, tf.Scalar>;
+
+/** What a method keeps of a video after encoding it once (plain data, no tensors). */
+export interface Encoding {
+  /** Predicted transitions (K-1), when the method segments. */
+  transitions?: number[];
+  /** Method-specific per-video data (e.g. stage tokens [K*L*D] row-major). */
+  data: Float32Array;
+}
+
+export interface Exemplar {
+  encoding: Encoding;
+  score: number;
+}
+
+export interface Method {
+  readonly name: string;
+  readonly specs: ParamSpecs;
+  /** Needs exemplars at test time (contrastive) or predicts absolute scores. */
+  readonly pairwise: boolean;
+  /** Loss terms of one batch (call inside tf.tidy). `seed` drives dropout. */
+  loss(params: Params, batch: PairBatch, opts: { seed: number }): LossTerms;
+  /** Encodes V videos once, in test mode: input [V, ...] -> V encodings. */
+  encode(params: Params, input: tf.Tensor): Encoding[];
+  /** Predicted score of a query from its exemplars (score(e) + delta(q,e), averaged). */
+  predict(params: Params, query: Encoding, exemplars: Exemplar[]): number;
+}

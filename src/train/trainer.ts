@@ -1,0 +1,197 @@
+/**
+ * The trainer (spec section 4): Adam with two parameter groups (backbone + GSM at 0.1x), batches of B
+ * query/exemplar pairs, ground-truth transitions, one checkpoint per epoch written atomically, and an
+ * exact `resume`: the data order of epoch e depends only on (seed, e), so a resumed run replays the
+ * same batches and, with the saved optimizer state, ends with the same weights.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { ExemplarIndex } from '../data/sampling.ts';
+import type { ParamSpecs, Params } from '../model/params.ts';
+import { createRng, type Rng, shuffled } from '../rng.ts';
+import { type AdamConfig, type AdamState, adamStep, createAdamState } from './adam.ts';
+import type { Method } from './method.ts';
+
+/** A training clip: its key, action type, score and ground-truth transitions on the sampled frames. */
+export interface ClipRecord {
+  key: string;
+  actionType: string;
+  score: number;
+  transitions: number[];
+}
+
+/** Where training inputs come from: cached features (head-only) or decoded frames (end to end). */
+export interface ClipSource {
+  clips: ClipRecord[];
+  /** Input [V, ...] for `keys` in order; `augment` only in training. */
+  load(keys: string[], opts: { augment: boolean; rng: Rng }): Promise<tf.Tensor>;
+}
+
+export type TrainEvent =
+  | { kind: 'step'; epoch: number; step: number; steps: number; loss: number; terms: Record<string, number> }
+  | {
+      kind: 'epoch';
+      epoch: number;
+      epochs: number;
+      loss: number;
+      terms: Record<string, number>;
+      seconds: number;
+    }
+  | { kind: 'eval'; epoch: number; metrics: Record<string, number> }
+  | { kind: 'checkpoint'; epoch: number; path: string };
+
+export interface EpochRecord {
+  epoch: number;
+  loss: number;
+  terms: Record<string, number>;
+  metrics?: Record<string, number>;
+  seconds: number;
+}
+
+export interface TrainState {
+  /** Epochs completed. */
+  epoch: number;
+  adam: AdamState;
+  history: EpochRecord[];
+}
+
+export interface TrainOptions {
+  epochs: number;
+  batchPairs: number;
+  seed: number;
+  /** Exemplars of the same action type ("with dive number"). */
+  dn: boolean;
+  adam: AdamConfig;
+  /** State to continue from (a loaded checkpoint); a fresh run starts at epoch 0. */
+  state?: TrainState;
+  /** Called after every epoch with the state to persist (the checkpoint writer). */
+  saveCheckpoint?: (params: Params, state: TrainState) => Promise<string>;
+  /** Per-epoch evaluation (e.g. test SRCC); its metrics go into the history. */
+  evaluate?: (params: Params, epoch: number) => Promise<Record<string, number>>;
+  onProgress?: (e: TrainEvent) => void;
+  signal?: AbortSignal;
+}
+
+/** Deterministic per-epoch generator: the data order of epoch e depends only on (seed, e). */
+export function epochRng(seed: number, epoch: number): Rng {
+  return createRng(seed * 1000003 + epoch * 7919 + 17);
+}
+
+/** Batches of B query keys with their exemplars for one epoch. */
+export function epochBatches(
+  clips: readonly ClipRecord[],
+  index: ExemplarIndex,
+  opts: { batchPairs: number; dn: boolean; rng: Rng },
+): { queries: ClipRecord[]; exemplars: string[] }[] {
+  const order = shuffled(clips, opts.rng);
+  const out: { queries: ClipRecord[]; exemplars: string[] }[] = [];
+  for (let i = 0; i < order.length; i += opts.batchPairs) {
+    const queries = order.slice(i, i + opts.batchPairs);
+    const exemplars = queries.map((q) => index.trainExemplar(q, opts.dn, opts.rng));
+    out.push({ queries, exemplars });
+  }
+  return out;
+}
+
+/** One optimisation step; returns the loss terms as numbers. Leaves no tensors behind. */
+export function trainStep(
+  method: Method,
+  params: Params,
+  specs: ParamSpecs,
+  batch: Parameters<Method['loss']>[1],
+  adam: AdamState,
+  adamCfg: AdamConfig,
+  seed: number,
+): Record<string, number> {
+  const vars: tf.Variable[] = [];
+  const nameOf = new Map<string, string>();
+  for (const [name, p] of Object.entries(params)) {
+    if (p instanceof tf.Variable && p.trainable && method.specs[name]) {
+      vars.push(p);
+      nameOf.set(p.name, name);
+    }
+  }
+  const kept: Record<string, tf.Scalar> = {};
+  const { value, grads } = tf.variableGrads(() => {
+    const terms = method.loss(params, batch, { seed });
+    for (const [k, t] of Object.entries(terms)) if (k !== 'total') kept[k] = tf.keep(t);
+    return terms.total;
+  }, vars);
+  const named: Record<string, tf.Tensor> = {};
+  for (const [vname, g] of Object.entries(grads)) named[nameOf.get(vname)!] = g;
+  adamStep(params, specs, named, adam, adamCfg);
+  const out: Record<string, number> = { total: value.dataSync()[0] };
+  for (const [k, t] of Object.entries(kept)) out[k] = t.dataSync()[0];
+  tf.dispose([value, ...Object.values(grads), ...Object.values(kept)]);
+  return out;
+}
+
+/** Trains `method` on `source`; returns the final state (epochs done, optimizer, history). */
+export async function train(
+  method: Method,
+  params: Params,
+  source: ClipSource,
+  opts: TrainOptions,
+): Promise<TrainState> {
+  const state: TrainState = opts.state ?? { epoch: 0, adam: createAdamState(), history: [] };
+  const index = new ExemplarIndex(source.clips);
+  const byKey = new Map(source.clips.map((c) => [c.key, c]));
+  for (let epoch = state.epoch; epoch < opts.epochs; epoch++) {
+    const t0 = performance.now();
+    const rng = epochRng(opts.seed, epoch);
+    const batches = epochBatches(source.clips, index, { batchPairs: opts.batchPairs, dn: opts.dn, rng });
+    const sums: Record<string, number> = {};
+    for (let s = 0; s < batches.length; s++) {
+      if (opts.signal?.aborted) throw opts.signal.reason ?? new Error('training aborted');
+      const { queries, exemplars } = batches[s];
+      const ex = exemplars.map((k) => byKey.get(k)!);
+      const keys = [...queries.map((q) => q.key), ...exemplars];
+      const input = await source.load(keys, { augment: true, rng });
+      const batch = {
+        input,
+        transitions: [...queries.map((q) => q.transitions), ...ex.map((e) => e.transitions)],
+        scores: [...queries.map((q) => q.score), ...ex.map((e) => e.score)],
+      };
+      const terms = trainStep(
+        method,
+        params,
+        method.specs,
+        batch,
+        state.adam,
+        opts.adam,
+        opts.seed * 7 + epoch * 100003 + s,
+      );
+      input.dispose();
+      for (const [k, v] of Object.entries(terms)) sums[k] = (sums[k] ?? 0) + v;
+      opts.onProgress?.({
+        kind: 'step',
+        epoch,
+        step: s + 1,
+        steps: batches.length,
+        loss: terms.total,
+        terms,
+      });
+    }
+    const terms: Record<string, number> = {};
+    for (const [k, v] of Object.entries(sums)) terms[k] = v / batches.length;
+    const record: EpochRecord = { epoch, loss: terms.total, terms, seconds: (performance.now() - t0) / 1000 };
+    opts.onProgress?.({
+      kind: 'epoch',
+      epoch,
+      epochs: opts.epochs,
+      loss: terms.total,
+      terms,
+      seconds: record.seconds,
+    });
+    if (opts.evaluate) {
+      record.metrics = await opts.evaluate(params, epoch);
+      opts.onProgress?.({ kind: 'eval', epoch, metrics: record.metrics });
+    }
+    state.history.push(record);
+    state.epoch = epoch + 1;
+    if (opts.saveCheckpoint) {
+      const path = await opts.saveCheckpoint(params, state);
+      opts.onProgress?.({ kind: 'checkpoint', epoch, path });
+    }
+  }
+  return state;
+}
