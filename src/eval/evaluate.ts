@@ -61,7 +61,7 @@ export async function encodeAll(
     const input = await opts.load(chunk);
     const enc = method.encode(params, input);
     input.dispose();
-    chunk.forEach((k, j) => out.set(k, enc[j]));
+    for (let j = 0; j < chunk.length; j++) out.set(chunk[j], enc[j]);
     opts.onProgress?.(Math.min(i + opts.batchVideos, keys.length), keys.length);
   }
   return out;
