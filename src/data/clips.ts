@@ -1,0 +1,116 @@
+/**
+ * From a StagedDataset to training inputs: T frames sampled per clip as the reference does, ground-truth
+ * transitions recomputed on the sampled frames, decoded frames cached in memory, and the two input kinds
+ * of the trainer: frames [V, T, S, S, 3] (end to end) or per-frame features [V, T, D] (head-only).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { McoreError } from '../errors.ts';
+import type { Rng } from '../rng.ts';
+import type { ClipRecord, ClipSource } from '../train/trainer.ts';
+import { sampledTransitions, sampleIndices } from './frame-sampling.ts';
+import { type ClipTransform, transformClip } from './transforms.ts';
+import type { ClipInfo, Frame, StagedDataset } from './types.ts';
+
+/** A clip as the model sees it: T sampled frame indices and transitions on them. */
+export interface SampledClip extends ClipRecord {
+  info: ClipInfo;
+  /** The T sampled frame indices within the clip. */
+  frames: number[];
+}
+
+/** Samples T frames of every clip (linspace over the whole clip) and recomputes its transitions. */
+export function sampleClips(dataset: StagedDataset, T: number): SampledClip[] {
+  return dataset.clips.map((info) => {
+    const frames = sampleIndices(0, info.numFrames - 1, T);
+    return {
+      key: info.key,
+      actionType: info.actionType,
+      score: info.score,
+      transitions: sampledTransitions(frames, info.transitions),
+      info,
+      frames,
+    };
+  });
+}
+
+/** Loads (once) and keeps the sampled frames of clips; frames of a clip are loaded in order. */
+export class FrameCache {
+  private readonly cache = new Map<string, Frame[]>();
+  constructor(
+    private readonly dataset: StagedDataset,
+    private readonly clips: Map<string, SampledClip>,
+  ) {}
+
+  async frames(key: string): Promise<Frame[]> {
+    const hit = this.cache.get(key);
+    if (hit) return hit;
+    const clip = this.clips.get(key);
+    if (!clip) throw new McoreError('E_INPUT', `clip '${key}' is not in dataset '${this.dataset.name}'`);
+    const frames: Frame[] = [];
+    for (const i of clip.frames) frames.push(await this.dataset.loadFrame(key, i));
+    this.cache.set(key, frames);
+    return frames;
+  }
+}
+
+/** Frames source: [V, T, S, S, 3] ImageNet-normalised, augmented with `train` when asked. */
+export function frameSource(
+  dataset: StagedDataset,
+  clips: SampledClip[],
+  transform: (train: boolean) => ClipTransform,
+): ClipSource & { cache: FrameCache; loadTest(keys: string[]): Promise<tf.Tensor> } {
+  const byKey = new Map(clips.map((c) => [c.key, c]));
+  const cache = new FrameCache(dataset, byKey);
+  const load = async (keys: string[], train: boolean, rng: Rng | undefined): Promise<tf.Tensor> => {
+    const t = transform(train);
+    const parts: Float32Array[] = [];
+    for (const key of keys) {
+      const frames = await cache.frames(key);
+      parts.push(transformClip(frames, t, rng ?? noRng));
+    }
+    const per = parts[0].length;
+    const data = new Float32Array(per * parts.length);
+    parts.forEach((p, i) => {
+      data.set(p, i * per);
+    });
+    const T = byKey.get(keys[0])!.frames.length;
+    return tf.tensor5d(data, [keys.length, T, t.crop, t.crop, 3]);
+  };
+  return {
+    clips: clips.filter((c) => c.info.split === 'train'),
+    cache,
+    load: (keys, { augment, rng }) => load(keys, augment, rng),
+    loadTest: (keys) => load(keys, false, undefined),
+  };
+}
+
+const noRng: Rng = {
+  next: () => 0,
+  int: () => 0,
+  normal: () => 0,
+  fork: () => noRng,
+  state: () => 0,
+};
+
+/** Features source: per-clip [T, D] rows -> [V, T, D]. */
+export function featureSource(
+  clips: SampledClip[],
+  features: Map<string, Float32Array>,
+  T: number,
+  D: number,
+): ClipSource & { loadTest(keys: string[]): Promise<tf.Tensor> } {
+  const load = async (keys: string[]): Promise<tf.Tensor> => {
+    const data = new Float32Array(keys.length * T * D);
+    keys.forEach((k, i) => {
+      const f = features.get(k);
+      if (!f) throw new McoreError('E_INPUT', `no cached features for clip '${k}'`);
+      data.set(f, i * T * D);
+    });
+    return tf.tensor3d(data, [keys.length, T, D]);
+  };
+  return {
+    clips: clips.filter((c) => c.info.split === 'train'),
+    load: (keys) => load(keys),
+    loadTest: load,
+  };
+}
