@@ -14,7 +14,7 @@ function gradient(width: number, height: number): Frame {
   return { width, height, data };
 }
 
-const denorm = (v: number, c: number) => Math.round((v * IMAGENET_STD[c] + IMAGENET_MEAN[c]) * 255);
+const denorm = (v: number, c: number) => Math.round((v * IMAGENET_STD[c] + IMAGENET_MEAN[c]) * 255) + 0;
 
 describe('transformClip', () => {
   it('centre-crops at test time and normalises with ImageNet statistics', () => {
