@@ -1,0 +1,45 @@
+/**
+ * How the CLI reports errors (style guide: known errors in one line, unknown ones with their stack):
+ * McoreError -> `mcore: <message>` and the exit code of its `code` (2: the user can fix it); usage
+ * errors from commander -> commander's message (already printed) and 2; anything else -> the stack
+ * and 1 (a bug in mcore).
+ */
+import { CommanderError } from 'commander';
+import { McoreError, type McoreErrorCode } from '../errors.ts';
+
+/** Exit code per McoreError code (typed against the code union: a new code must be listed). */
+export const EXIT_CODES: Readonly<Record<McoreErrorCode, number>> = {
+  E_CONFIG: 2,
+  E_DATA_LAYOUT: 2,
+  E_WEIGHTS: 2,
+  E_SHAPE: 2,
+  E_INPUT: 2,
+  E_PICKLE: 2,
+  E_BACKEND: 2,
+};
+
+/** Exit code for command-line usage errors (unknown command or option, missing argument). */
+export const USAGE_EXIT_CODE = 2;
+
+/** The one line printed for a known error. */
+export function formatMcoreError(err: McoreError): string {
+  return `mcore: ${err.message.replace(/\s*\n\s*/g, ' ')}`;
+}
+
+/**
+ * Writes `err` for the user (through `write`, default stderr) and returns the process exit code.
+ * Commander has printed its own usage errors, and help or version output exits with 0.
+ */
+export function reportError(
+  err: unknown,
+  write: (text: string) => void = (t) => process.stderr.write(t),
+): number {
+  if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : USAGE_EXIT_CODE;
+  if (err instanceof McoreError) {
+    write(`${formatMcoreError(err)}\n`);
+    return EXIT_CODES[err.code] ?? 2;
+  }
+  const text = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : String(err);
+  write(`mcore: internal error (please report it)\n${text}\n`);
+  return 1;
+}

@@ -1,0 +1,42 @@
+/**
+ * The `mcore` command: a thin shell that parses arguments and calls the library. Each subcommand lives
+ * in its own file in src/cli/ and exports `register(program)`; add new ones to COMMANDS.
+ * Exit codes: 0 success, 2 usage or input error (one line on stderr), 1 internal error (stack).
+ */
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { reportError } from './errors.ts';
+import * as metrics from './metrics.ts';
+
+/** The subcommands, in help order. */
+const COMMANDS: readonly { register(program: Command): void }[] = [metrics];
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+/** Builds the program; commander errors are thrown (exitOverride) so that `main` picks the exit code. */
+export function buildProgram(): Command {
+  const program = new Command('mcore')
+    .description('Multi-stage contrastive regression (MCoRe) for action quality assessment')
+    .version(packageVersion())
+    .exitOverride()
+    .showHelpAfterError('(run mcore --help for usage)');
+  for (const command of COMMANDS) command.register(program);
+  return program;
+}
+
+/** Runs the CLI on `argv` (node-style: argv[0] node, argv[1] script) and returns the exit code. */
+export async function main(argv: readonly string[] = process.argv): Promise<number> {
+  try {
+    await buildProgram().parseAsync([...argv]);
+    return 0;
+  } catch (err) {
+    return reportError(err);
+  }
+}
+
+process.exitCode = await main();
