@@ -5,11 +5,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import * as data from './data.ts';
 import { reportError } from './errors.ts';
 import * as metrics from './metrics.ts';
 
 /** The subcommands, in help order. */
-const COMMANDS: readonly { register(program: Command): void }[] = [metrics];
+const COMMANDS: readonly { register(program: Command): void }[] = [metrics, data];
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
