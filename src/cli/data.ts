@@ -255,11 +255,6 @@ export async function checkFineDiving(opts: CheckOptions, write: (text: string) 
  */
 function exitWith(code: number): void {
   process.exitCode = code;
-  if (code !== 0) {
-    process.once('exit', () => {
-      process.exitCode = code;
-    });
-  }
 }
 
 export function register(program: Command): void {

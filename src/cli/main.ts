@@ -34,7 +34,8 @@ export function buildProgram(): Command {
 export async function main(argv: readonly string[] = process.argv): Promise<number> {
   try {
     await buildProgram().parseAsync([...argv]);
-    return 0;
+    // A command that found problems (e.g. `data check`) sets process.exitCode itself.
+    return Number(process.exitCode ?? 0);
   } catch (err) {
     return reportError(err);
   }

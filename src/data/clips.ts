@@ -18,8 +18,13 @@ export interface SampledClip extends ClipRecord {
   frames: number[];
 }
 
-/** Samples T frames of every clip (linspace over the whole clip) and recomputes its transitions. */
-export function sampleClips(dataset: StagedDataset, T: number): SampledClip[] {
+/**
+ * Samples T frames of every clip (linspace over the whole clip) and recomputes its transitions. A dataset
+ * with its own reference sampling (FineDiving: linspace over absolute frame numbers, transitions from
+ * the per-frame labels) provides `sampledClips(T)`, which wins.
+ */
+export function sampleClips(dataset: StagedDataset & { sampledClips?(T: number): SampledClip[] }, T: number): SampledClip[] {
+  if (dataset.sampledClips) return dataset.sampledClips(T);
   return dataset.clips.map((info) => {
     const frames = sampleIndices(0, info.numFrames - 1, T);
     return {
