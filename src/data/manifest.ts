@@ -1,0 +1,512 @@
+/**
+ * A manifest dataset: any staged action (diving, gymnastics vaults, ...) described by one manifest file,
+ * loaded as a StagedDataset. The manifest is JSON (an object, or a bare array of clips) or CSV:
+ *
+ *   { "name": "my-vaults", "stages": ["run-up", "flight", "landing"],
+ *     "transitionsUnit": "frames",                 // or "seconds" (default for every clip; clips may override)
+ *     "fps": 25,                                   // frame rate of frame folders (needed for seconds)
+ *     "clips": [
+ *       { "key": "v1", "video": "videos/v1.mp4", "score": 14.2, "actionType": "yurchenko",
+ *         "difficulty": 5.4, "judgeScores": [8.8, 8.9], "transitions": [61, 83], "start": 10, "end": 140,
+ *         "split": "train" },
+ *       { "frames": "frames/01/3", "score": 71.4, "actionType": "107b", "transitions": [40, 58],
+ *         "split": "test" } ] }
+ *
+ * Per clip: `video` (a file) or `frames` (a folder of jpg/png images); `score`; `actionType`; optional
+ * `difficulty` (default 1) and `judgeScores`; `transitions`: K-1 absolute frame numbers where stages
+ * 2..K begin (K = stages.length), or times with `transitionsUnit: 'seconds'`; optional `start`/`end`
+ * (inclusive, same unit) to take a clip out of a longer video or folder; `split` ('train' | 'test');
+ * optional `key` (default: the file or folder path without extension). Paths are relative to the
+ * manifest. Absolute frame numbers count decoded frames from the start of a video; in a frame folder
+ * they are the numbers in the file names (FineDiving's `00123.jpg`), or positions when names have none.
+ * Seconds become frames as round(seconds x fps). A CSV has one clip per row with the same column
+ * names; list cells (`judgeScores`, `transitions`) hold numbers separated by spaces or semicolons; stage
+ * names come from the `stages` option (default 'stage-1'..'stage-K'), as for a bare JSON array.
+ *
+ * Every problem (schema, missing files, unreadable videos, transitions outside the clip) is collected and
+ * thrown once as McoreError('E_DATA_LAYOUT'), one line per problem, naming the row and field.
+ *
+ * Example:
+ *   const ds = await loadManifestDataset('data/vaults.json', { width: 112, height: 200 });
+ *   ds.clips[0];                    // { key: 'v1', numFrames: 131, transitions: [51, 73], ... }
+ *   await ds.loadFrame('v1', 0);    // 112 x 200 RGB frame 10 of videos/v1.mp4
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { basename, dirname, extname, relative, resolve } from 'node:path';
+import { z } from 'zod';
+import { McoreError } from '../errors.ts';
+import { sampleIndices } from './frame-sampling.ts';
+import { type FitMode, frameNumberOf, listFrameFolder, readImage } from './images.ts';
+import type { ClipInfo, Frame, StagedDataset } from './types.ts';
+import { VideoClipCache } from './video.ts';
+
+const unitSchema = z.enum(['frames', 'seconds']);
+
+const clipSchema = z
+  .strictObject({
+    key: z.string().min(1).optional(),
+    video: z.string().min(1).optional(),
+    frames: z.string().min(1).optional(),
+    score: z.number(),
+    actionType: z.union([z.string().min(1), z.number().transform(String)]),
+    difficulty: z.number().positive().optional(),
+    judgeScores: z.array(z.number()).optional(),
+    transitions: z.array(z.number().nonnegative()),
+    transitionsUnit: unitSchema.optional(),
+    start: z.number().nonnegative().optional(),
+    end: z.number().nonnegative().optional(),
+    fps: z.number().positive().optional(),
+    split: z.enum(['train', 'test']),
+  })
+  .superRefine((c, ctx) => {
+    if ((c.video === undefined) === (c.frames === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'give either `video` (a video file) or `frames` (a folder of images), exactly one',
+      });
+    }
+  });
+
+const manifestSchema = z.strictObject({
+  name: z.string().min(1).optional(),
+  stages: z.array(z.string().min(1)).min(2),
+  transitionsUnit: unitSchema.optional(),
+  fps: z.number().positive().optional(),
+  clips: z.array(z.unknown()).min(1),
+});
+
+export type ManifestClip = z.output<typeof clipSchema>;
+
+/** The manifest as written by `exportFrameFolders`/`exportMp4` (and accepted by the loader). */
+export interface ManifestFile {
+  name?: string;
+  stages: string[];
+  transitionsUnit?: 'frames' | 'seconds';
+  fps?: number;
+  clips: z.input<typeof clipSchema>[];
+}
+
+export interface ManifestOptions {
+  /** Frame size delivered by loadFrame. */
+  width: number;
+  height: number;
+  /** 'squeeze' (default) stretches frames to width x height; 'cover' fills and centre-crops. */
+  fit?: FitMode;
+  /** T: a video clip's frames linspace(0, numFrames-1, T) are decoded together once (default 96). */
+  framesPerClip?: number;
+  /** Decoded-clip cache (default: ~/.cache/mcore/clips). */
+  cache?: VideoClipCache;
+  /** Stage names for CSV and bare-array manifests (default 'stage-1'..'stage-K'). */
+  stages?: string[];
+}
+
+/** Where a clip's frames come from: positions `first..first+numFrames-1` of a video or a folder. */
+type ClipSource =
+  | { kind: 'video'; path: string; first: number; firstFrame: number }
+  | { kind: 'frames'; path: string; first: number; firstFrame: number; files: string[] };
+
+export interface ManifestDataset extends StagedDataset {
+  manifestPath: string;
+  /** Non-fatal problems: truncated videos, short clips sampled with repeats. */
+  warnings: string[];
+  /** Loads several frames of a clip at once (a video is decoded in one pass, through the cache). */
+  loadFrames(key: string, indices: readonly number[]): Promise<Frame[]>;
+  /** The file or folder a clip comes from and the absolute frame number of its frame 0. */
+  source(key: string): { kind: 'video' | 'frames'; path: string; firstFrame: number };
+}
+
+interface Row {
+  label: string;
+  value: unknown;
+  /** This row's problems, listed in row order. */
+  issues: string[];
+}
+
+const NUMBER_COLUMNS = new Set(['score', 'difficulty', 'start', 'end', 'fps']);
+const LIST_COLUMNS = new Set(['judgeScores', 'transitions']);
+const CLIP_COLUMNS = Object.keys(clipSchema.shape);
+
+/** Splits CSV text into rows of cells (RFC 4180: quotes, doubled quotes, CRLF). */
+function csvCells(text: string): { line: number; cells: string[] }[] {
+  const rows: { line: number; cells: string[] }[] = [];
+  let cells: string[] = [];
+  let cell = '';
+  let quoted = false;
+  let line = 1;
+  let rowLine = 1;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') {
+        cell += '"';
+        i++;
+      } else if (ch === '"') quoted = false;
+      else {
+        if (ch === '\n') line++;
+        cell += ch;
+      }
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') {
+      cells.push(cell);
+      cell = '';
+    } else if (ch === '\n' || ch === '\r') {
+      if (ch === '\r' && text[i + 1] === '\n') i++;
+      cells.push(cell);
+      if (cells.some((c) => c.trim() !== '')) rows.push({ line: rowLine, cells });
+      cells = [];
+      cell = '';
+      rowLine = ++line;
+    } else cell += ch;
+  }
+  cells.push(cell);
+  if (cells.some((c) => c.trim() !== '')) rows.push({ line: rowLine, cells });
+  return rows;
+}
+
+function csvValue(column: string, cell: string): unknown {
+  const s = cell.trim();
+  const num = (t: string): number | string =>
+    /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(t) ? Number(t) : t;
+  if (LIST_COLUMNS.has(column))
+    return s
+      .split(/[\s;|,]+/)
+      .filter(Boolean)
+      .map(num);
+  return NUMBER_COLUMNS.has(column) ? num(s) : s;
+}
+
+/** Rows of a CSV manifest; unknown columns are problems of the header. */
+function csvRows(text: string, issues: string[]): Row[] {
+  const [header, ...body] = csvCells(text);
+  if (!header) {
+    issues.push('the CSV file is empty; expected a header row (video or frames, score, actionType, ...)');
+    return [];
+  }
+  const columns = header.cells.map((c) => c.trim());
+  const unknown = columns.filter((c) => c !== '' && !CLIP_COLUMNS.includes(c));
+  if (unknown.length > 0) {
+    issues.push(
+      `header (line 1): unknown column(s) ${unknown.join(', ')}; known: ${CLIP_COLUMNS.join(', ')}`,
+    );
+  }
+  return body.map(({ line, cells }) => {
+    const value: Record<string, unknown> = {};
+    columns.forEach((c, i) => {
+      if (CLIP_COLUMNS.includes(c) && cells[i] !== undefined && cells[i].trim() !== '') {
+        value[c] = csvValue(c, cells[i]);
+      }
+    });
+    return { label: `line ${line}`, value, issues: [] };
+  });
+}
+
+function zodPath(path: readonly PropertyKey[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i > 0 ? '.' : ''}${String(p)}`)).join('');
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight. */
+async function pool<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+interface Resolved {
+  info: ClipInfo;
+  source: ClipSource;
+}
+
+/**
+ * Loads a manifest (JSON or CSV, see the module doc) as a StagedDataset. Videos are probed once (cached)
+ * for their frame counts; frame folders are listed. Frames are decoded lazily by loadFrame/loadFrames.
+ */
+export async function loadManifestDataset(path: string, options: ManifestOptions): Promise<ManifestDataset> {
+  const manifestPath = resolve(path);
+  const root = dirname(manifestPath);
+  let text: string;
+  try {
+    text = await readFile(manifestPath, 'utf8');
+  } catch (e) {
+    throw new McoreError(
+      'E_DATA_LAYOUT',
+      `${manifestPath}: cannot read the manifest (${(e as Error).message})`,
+    );
+  }
+  const issues: string[] = [];
+  const fail = (): never => {
+    throw new McoreError(
+      'E_DATA_LAYOUT',
+      `${manifestPath}: ${issues.length} problem${issues.length > 1 ? 's' : ''} in the manifest:\n` +
+        issues.map((i) => `  ✖ ${i}`).join('\n') +
+        '\nFix these entries and load again. Each clip needs `video` (a file) or `frames` (an image folder), ' +
+        '`score`, `actionType`, `transitions` (K-1 frame numbers where stages 2..K begin) and `split` ' +
+        "('train' or 'test'); paths are relative to the manifest's folder.",
+    );
+  };
+
+  let top: Omit<z.output<typeof manifestSchema>, 'clips'> | undefined;
+  let rows: Row[];
+  if (extname(manifestPath).toLowerCase() === '.csv') {
+    rows = csvRows(text, issues);
+  } else {
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new McoreError(
+        'E_DATA_LAYOUT',
+        `${manifestPath}: not valid JSON (${(e as Error).message}); a manifest is JSON ({ stages, clips: [...] } or an array of clips) or .csv`,
+      );
+    }
+    if (Array.isArray(json)) {
+      rows = json.map((value, i) => ({ label: `[${i}]`, value, issues: [] }));
+    } else {
+      const parsed = manifestSchema.safeParse(json);
+      if (!parsed.success) {
+        for (const i of parsed.error.issues) issues.push(`${zodPath(i.path) || '(top level)'}: ${i.message}`);
+        fail();
+      }
+      const { clips, ...rest } = parsed.data!;
+      top = rest;
+      rows = clips.map((value, i) => ({ label: `clips[${i}]`, value, issues: [] as string[] }));
+    }
+  }
+  if (rows.length === 0 && issues.length === 0) issues.push('the manifest lists no clips');
+
+  const parsedRows: { row: Row; clip: ManifestClip }[] = [];
+  for (const row of rows) {
+    const r = clipSchema.safeParse(row.value);
+    const key = (row.value as { key?: unknown } | null)?.key;
+    if (typeof key === 'string') row.label += ` '${key}'`;
+    if (r.success) parsedRows.push({ row, clip: r.data });
+    else
+      for (const i of r.error.issues)
+        row.issues.push(`${row.label}: ${zodPath(i.path) || 'entry'}: ${i.message}`);
+  }
+  const K = top?.stages.length ?? options.stages?.length ?? (parsedRows[0]?.clip.transitions.length ?? 1) + 1;
+  const stageNames = top?.stages ?? options.stages ?? Array.from({ length: K }, (_, k) => `stage-${k + 1}`);
+  const cache = options.cache ?? new VideoClipCache();
+
+  const keys = new Map<string, string>();
+  const units = parsedRows.map(({ row, clip }) => {
+    const say = (field: string, message: string): void => {
+      row.issues.push(`${row.label}: ${field}: ${message}`);
+    };
+    const file = resolve(root, clip.video ?? clip.frames!);
+    const key =
+      clip.key ??
+      relative(root, file)
+        .split('\\')
+        .join('/')
+        .replace(/\.[^./]+$/, '');
+    if (keys.has(key)) say('key', `'${key}' is used twice (also by ${keys.get(key)}); keys must be unique`);
+    keys.set(key, row.label);
+    if (clip.transitions.length !== K - 1) {
+      say(
+        'transitions',
+        `expected ${K - 1} value(s) (K-1 for stages ${stageNames.join(', ')}), found ${clip.transitions.length}`,
+      );
+    }
+    const unit = clip.transitionsUnit ?? top?.transitionsUnit ?? 'frames';
+    if (unit === 'frames') {
+      const fields = { transitions: clip.transitions, start: [clip.start ?? 0], end: [clip.end ?? 0] };
+      for (const [f, v] of Object.entries(fields)) {
+        if (v.some((x) => !Number.isInteger(x)))
+          say(f, 'frame numbers must be integers (or set transitionsUnit: seconds)');
+      }
+    }
+    if (clip.start !== undefined && clip.end !== undefined && clip.start > clip.end) {
+      say('end', `end (${clip.end}) is before start (${clip.start})`);
+    }
+    return { row, clip, say, file, key, unit };
+  });
+
+  const resolved = await pool(units, 2, async ({ row, clip, say, file, key, unit }) => {
+    const isVideo = clip.video !== undefined;
+    const st = await stat(file).catch(() => undefined);
+    if (!st || (isVideo ? !st.isFile() : !st.isDirectory())) {
+      say(
+        isVideo ? 'video' : 'frames',
+        `${isVideo ? 'file' : 'folder'} not found: ${file} (paths are relative to the manifest's folder)`,
+      );
+      return undefined;
+    }
+    if (row.issues.length > 0) return undefined;
+    try {
+      return await resolveClip(clip, key, file, unit, top?.fps, cache, say);
+    } catch (e) {
+      if (!(e instanceof McoreError)) throw e;
+      say(isVideo ? 'video' : 'frames', e.message);
+      return undefined;
+    }
+  });
+  for (const row of rows) issues.push(...row.issues);
+  if (issues.length > 0) fail();
+
+  const name = top?.name ?? basename(manifestPath, extname(manifestPath));
+  return createManifestDataset(manifestPath, name, stageNames, resolved as Resolved[], { ...options, cache });
+}
+
+/** Numbers a clip: its frame range within the source and its transitions relative to frame 0. */
+async function resolveClip(
+  clip: ManifestClip,
+  key: string,
+  file: string,
+  unit: 'frames' | 'seconds',
+  topFps: number | undefined,
+  cache: VideoClipCache,
+  say: (field: string, message: string) => void,
+): Promise<Resolved | undefined> {
+  let files: string[] = [];
+  let numbers: number[];
+  let fps: number | undefined;
+  if (clip.video !== undefined) {
+    const info = await cache.probe(file);
+    numbers = Array.from({ length: info.frameCount }, (_, i) => i);
+    fps = info.fps;
+  } else {
+    files = await listFrameFolder(file);
+    const named = files.map(frameNumberOf);
+    const increasing = named.every((n, i) => n !== undefined && (i === 0 || n > named[i - 1]!));
+    numbers = increasing ? (named as number[]) : files.map((_, i) => i);
+    fps = clip.fps ?? topFps;
+  }
+  const toFrame = (v: number): number | undefined =>
+    unit === 'frames' ? v : fps === undefined ? undefined : Math.round(v * fps);
+  if (unit === 'seconds' && fps === undefined) {
+    say(
+      'fps',
+      'transitionsUnit is seconds but the frame folder has no fps (set `fps` on the clip or the manifest)',
+    );
+    return undefined;
+  }
+  const lastNumber = numbers[numbers.length - 1];
+  const start = clip.start === undefined ? numbers[0] : toFrame(clip.start)!;
+  const end =
+    clip.end === undefined
+      ? lastNumber
+      : Math.min(toFrame(clip.end)!, unit === 'seconds' ? lastNumber : Infinity);
+  const first = numbers.findIndex((n) => n >= start);
+  let last = numbers.length - 1;
+  while (last >= 0 && numbers[last] > end) last--;
+  const where =
+    clip.video !== undefined
+      ? `the video has frames 0-${lastNumber}`
+      : `the folder has frames ${numbers[0]}-${lastNumber}`;
+  if (end > lastNumber) say('end', `frame ${end} is past the end (${where})`);
+  if (first < 0 || last < first) {
+    say('start', `no frames between ${start} and ${end} (${where})`);
+    return undefined;
+  }
+  const numFrames = last - first + 1;
+  const absolute = clip.transitions.map((t) => toFrame(t)!);
+  const transitions = absolute.map((abs) => {
+    const pos = numbers.findIndex((n) => n >= abs);
+    return (pos < 0 ? numbers.length : pos) - first;
+  });
+  const ok = transitions.every((t, i) => t >= 1 && t <= numFrames - 1 && (i === 0 || t > transitions[i - 1]));
+  if (!ok) {
+    say(
+      'transitions',
+      `[${clip.transitions.join(', ')}]${unit === 'seconds' ? ` s (frames ${absolute.join(', ')})` : ''} ` +
+        'must be strictly increasing frame numbers inside the clip, after its ' +
+        `first frame ${numbers[first]} and at most its last frame ${numbers[last]} (${numFrames} frames)`,
+    );
+  }
+  if (end > lastNumber || !ok) return undefined;
+  const source: ClipSource =
+    clip.video !== undefined
+      ? { kind: 'video', path: file, first, firstFrame: numbers[first] }
+      : { kind: 'frames', path: file, first, firstFrame: numbers[first], files };
+  return {
+    info: {
+      key,
+      actionType: clip.actionType,
+      difficulty: clip.difficulty ?? 1,
+      score: clip.score,
+      judgeScores: clip.judgeScores ?? [],
+      numFrames,
+      transitions,
+      split: clip.split,
+    },
+    source,
+  };
+}
+
+function createManifestDataset(
+  manifestPath: string,
+  name: string,
+  stageNames: string[],
+  resolved: Resolved[],
+  options: ManifestOptions,
+): ManifestDataset {
+  const { width, height } = options;
+  const fit = options.fit ?? 'squeeze';
+  const T = options.framesPerClip ?? 96;
+  const cache = options.cache ?? new VideoClipCache();
+  const byKey = new Map(resolved.map((r) => [r.info.key, r]));
+  const warnings: string[] = [];
+  const sets = new Map<string, Promise<Frame[]>>(); // most recent sample sets of video clips (up to 4)
+
+  const lookup = (key: string, indices: readonly number[]): Resolved => {
+    const r = byKey.get(key);
+    if (!r) throw new McoreError('E_INPUT', `manifest ${manifestPath} has no clip '${key}'`);
+    const bad = indices.find((i) => !Number.isInteger(i) || i < 0 || i >= r.info.numFrames);
+    if (bad !== undefined) {
+      throw new McoreError('E_INPUT', `clip '${key}': frame ${bad} is outside 0..${r.info.numFrames - 1}`);
+    }
+    return r;
+  };
+
+  const loadFrames = async (key: string, indices: readonly number[]): Promise<Frame[]> => {
+    const { source } = lookup(key, indices);
+    if (source.kind === 'frames') {
+      return pool(indices, 4, (i) => readImage(source.files[source.first + i], { width, height, fit }));
+    }
+    const clip = await cache.decode(source.path, {
+      indices: indices.map((i) => source.first + i),
+      width,
+      height,
+      fit,
+    });
+    for (const w of clip.warnings) if (!warnings.includes(w)) warnings.push(w);
+    return clip.frames;
+  };
+
+  const loadFrame = async (key: string, index: number): Promise<Frame> => {
+    const r = lookup(key, [index]);
+    if (r.source.kind === 'frames') return (await loadFrames(key, [index]))[0];
+    const set = sampleIndices(0, r.info.numFrames - 1, T);
+    const at = set.indexOf(index);
+    if (at < 0) return (await loadFrames(key, [index]))[0];
+    let pending = sets.get(key);
+    if (!pending) {
+      pending = loadFrames(key, set);
+      sets.set(key, pending);
+      pending.catch(() => sets.delete(key));
+      if (sets.size > 4) sets.delete(sets.keys().next().value!);
+    }
+    return (await pending)[at];
+  };
+
+  return {
+    name,
+    stageNames,
+    clips: resolved.map((r) => r.info),
+    manifestPath,
+    warnings,
+    loadFrame,
+    loadFrames,
+    source: (key) => {
+      const { source } = lookup(key, []);
+      return { kind: source.kind, path: source.path, firstFrame: source.firstFrame };
+    },
+  };
+}
