@@ -6,11 +6,13 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import * as data from './data.ts';
+import * as demo from './demo.ts';
 import { reportError } from './errors.ts';
 import * as metrics from './metrics.ts';
+import * as train from './train.ts';
 
 /** The subcommands, in help order. */
-const COMMANDS: readonly { register(program: Command): void }[] = [metrics, data];
+const COMMANDS: readonly { register(program: Command): void }[] = [demo, train, data, metrics];
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {

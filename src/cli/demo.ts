@@ -1,0 +1,56 @@
+/**
+ * `mcore demo [--out DIR] [--seed N] [--quick]`: SynthDive -> MCoRe and baselines -> table + results.json.
+ */
+import os from 'node:os';
+import type { Command } from 'commander';
+import { useBackend } from '../backend.ts';
+import { runDemo } from '../demo.ts';
+import { McoreError } from '../errors.ts';
+import { metricsTable } from './format.ts';
+import { type Bar, createBar } from './progress.ts';
+
+export function register(program: Command): void {
+  program
+    .command('demo')
+    .description('train and evaluate MCoRe and its baselines on the embedded SynthDive data (no download)')
+    .option('--out <dir>', 'where results.json and the report go', 'mcore-demo')
+    .option('--seed <n>', 'seed of data, initialisation and sampling', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0) throw new McoreError('E_INPUT', `--seed must be a non-negative integer, got '${v}'`);
+      return n;
+    }, 0)
+    .option('--quick', 'a small smoke run (about 2 minutes)')
+    .action(async (o: { out: string; seed: number; quick?: boolean }) => {
+      await useBackend('wasm');
+      const err = process.stderr;
+      let bar: Bar | undefined;
+      const results = await runDemo({
+        out: o.out,
+        seed: o.seed,
+        quick: Boolean(o.quick),
+        onProgress: (e) => {
+          if (e.kind === 'phase') err.write(`\n== ${e.detail}\n`);
+          else if (e.kind === 'features') {
+            bar ??= createBar('features', e.total);
+            bar.update(e.done);
+            if (e.done === e.total) {
+              bar.done();
+              bar = undefined;
+            }
+          } else if (e.kind === 'train' && e.event.kind === 'step') {
+            bar ??= createBar(`${e.method} epoch ${e.event.epoch + 1}`, e.event.steps);
+            bar.update(e.event.step, `loss ${e.event.loss.toFixed(2)}`);
+          } else if (e.kind === 'train' && e.event.kind === 'epoch') {
+            bar?.done(`loss ${e.event.loss.toFixed(2)}`);
+            bar = undefined;
+          } else if (e.kind === 'result') {
+            err.write(`${e.method}: SRCC ${e.metrics.srcc.toFixed(4)} (${e.seconds.toFixed(0)} s)\n`);
+          }
+        },
+      });
+      const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+      process.stdout.write(
+        `\n${metricsTable(results.methods)}\n\n${results.seconds.toFixed(0)} s on ${os.cpus().length} x ${cpu}; wrote ${o.out}/results.json\n`,
+      );
+    });
+}

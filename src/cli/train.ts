@@ -1,0 +1,93 @@
+/**
+ * `mcore train --dataset SPEC --out RUN [--config FILE] [--set key=value ...] [--resume] [--backbone FILE]`
+ * `mcore eval --run RUN [--exemplars N] [--dn | --no-dn] [--json]`
+ */
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { useBackend } from '../backend.ts';
+import { resolveConfig } from '../config.ts';
+import { McoreError } from '../errors.ts';
+import { evalRun, type RunRecord, trainRun } from '../train/run.ts';
+import { metricsTable } from './format.ts';
+import { type Bar, createBar } from './progress.ts';
+
+async function readConfigFile(file: string | undefined): Promise<unknown> {
+  if (!file) return {};
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    throw new McoreError('E_CONFIG', `--config ${file}: cannot read the file`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new McoreError('E_CONFIG', `--config ${file}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+export function register(program: Command): void {
+  program
+    .command('train')
+    .description('train MCoRe on a dataset; one checkpoint per epoch in --out')
+    .requiredOption('--dataset <spec>', "'synthdive[:seed=N,clips=N,size=N]' or a manifest (.json/.csv)")
+    .requiredOption('--out <dir>', 'run folder (checkpoints, log.jsonl)')
+    .option('--config <file>', 'JSON config (every field has a default)')
+    .option('--set <key=value>', 'override one config field, e.g. train.epochs=5 (repeatable)', collect, [])
+    .option('--backbone <file>', 'backbone weights (safetensors) for train.mode=head-only')
+    .option('--resume', 'continue the run in --out exactly where its last checkpoint ended')
+    .option('--backend <name>', 'tfjs backend: wasm or cpu', 'wasm')
+    .action(async (o: { dataset: string; out: string; config?: string; set: string[]; backbone?: string; resume?: boolean; backend: string }) => {
+      await useBackend(o.backend === 'cpu' ? 'cpu' : 'wasm');
+      const config = resolveConfig(await readConfigFile(o.config), o.set);
+      const record: RunRecord = { dataset: o.dataset, config, ...(o.backbone ? { backboneWeights: o.backbone } : {}) };
+      let bar: Bar | undefined;
+      const state = await trainRun(record, {
+        out: o.out,
+        resume: Boolean(o.resume),
+        onProgress: (e) => {
+          if (e.kind === 'step') {
+            bar ??= createBar(`epoch ${e.epoch + 1}/${config.train.epochs}`, e.steps);
+            bar.update(e.step, `loss ${e.loss.toFixed(3)}`);
+          } else if (e.kind === 'epoch') {
+            bar?.done(`loss ${e.loss.toFixed(3)} (${e.seconds.toFixed(1)} s)`);
+            bar = undefined;
+          }
+        },
+      });
+      process.stdout.write(`trained ${state.epoch} epochs; checkpoint in ${o.out}/checkpoint.json\n`);
+    });
+
+  program
+    .command('eval')
+    .description('evaluate the latest checkpoint of a run on its test split (exemplar protocol)')
+    .requiredOption('--run <dir>', 'run folder written by mcore train')
+    .option('--exemplars <n>', 'exemplars per query (default: the run config, 10)', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new McoreError('E_INPUT', `--exemplars must be a positive integer, got '${v}'`);
+      return n;
+    })
+    .option('--dn', 'exemplars of the same action type ("with dive number")')
+    .option('--no-dn', 'exemplars from the whole training split')
+    .option('--json', 'print the metrics as JSON')
+    .option('--backend <name>', 'tfjs backend: wasm or cpu', 'wasm')
+    .action(async (o: { run: string; exemplars?: number; dn?: boolean; json?: boolean; backend: string }) => {
+      await useBackend(o.backend === 'cpu' ? 'cpu' : 'wasm');
+      let bar: Bar | undefined;
+      const result = await evalRun(o.run, {
+        exemplars: o.exemplars,
+        dn: o.dn,
+        onProgress: (done, total) => {
+          bar ??= createBar('encoding videos', total);
+          bar.update(done);
+          if (done === total) bar.done();
+        },
+      });
+      if (o.json) process.stdout.write(`${JSON.stringify(result.metrics)}\n`);
+      else process.stdout.write(`${metricsTable({ mcore: result.metrics })}\nwrote ${o.run}/eval.json\n`);
+    });
+}

@@ -1,0 +1,121 @@
+/**
+ * MCoRe as a scoring method of the shared framework (see src/train/method.ts), plus two ablations that
+ * are MCoRe with one part switched off: `contrastive: 'none'` (no L_cont) and `fixedStages` (equal
+ * stages instead of the segmenter; no L_tas).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { LossConfig } from '../config.ts';
+import { featureDim, type ModelConfig } from '../model/config.ts';
+import { decoderForward } from '../model/decoder.ts';
+import { totalLoss } from '../model/losses.ts';
+import { mcoreForward, mcoreSpecs } from '../model/mcore.ts';
+import type { Params, ParamSpecs } from '../model/params.ts';
+import { backboneForward } from '../model/regnet.ts';
+import { regressorForward } from '../model/regressor.ts';
+import { decodeTransitions, segmenterForward } from '../model/segmenter.ts';
+import { stagePool } from '../model/stage-pool.ts';
+import type { Encoding, Exemplar, LossTerms, Method, PairBatch } from '../train/method.ts';
+
+export interface McoreMethodOptions {
+  name?: string;
+  /** Train the backbone too (input frames) or only the head (input features). */
+  backbone: boolean;
+  loss: LossConfig;
+  /** Ablation: equal stages instead of the segmenter's transitions. */
+  fixedStages?: boolean;
+  /**
+   * Scores are divided by this in the losses and deltas multiplied by it at prediction (default 1: raw
+   * dive scores, as the reference). A larger unit lets a small model from scratch fit faster.
+   */
+  scoreScale?: number;
+}
+
+/** K-1 transitions splitting T frames into K equal stages. */
+export function equalTransitions(T: number, K: number): number[] {
+  return Array.from({ length: K - 1 }, (_, k) => Math.round(((k + 1) * T) / K));
+}
+
+/** Backbone features of the input: features [V,T,D] pass through; frames [V,T,H,W,3] are encoded. */
+export function featuresOf(params: Params, cfg: ModelConfig, input: tf.Tensor): tf.Tensor3D {
+  return input.rank === 5
+    ? backboneForward(params, cfg.backbone, input as tf.Tensor5D, 'backbone')
+    : (input as tf.Tensor3D);
+}
+
+/**
+ * delta(q, e) for N pairs of stage tokens: q, e [N, K*L, D] -> [N]. Each stage of q attends to the
+ * same stage of e; the regressor's outputs are averaged over the K*L tokens (spec section 2).
+ */
+export function compareTokens(params: Params, cfg: ModelConfig, q: tf.Tensor3D, e: tf.Tensor3D): tf.Tensor1D {
+  return tf.tidy(() => {
+    const [N] = q.shape;
+    const K = cfg.stages;
+    const L = cfg.tokensPerStage;
+    const D = featureDim(cfg);
+    const decoded = decoderForward(
+      params,
+      cfg,
+      tf.reshape(q, [N * K, L, D]) as tf.Tensor3D,
+      tf.reshape(e, [N * K, L, D]) as tf.Tensor3D,
+    );
+    const perToken = regressorForward(params, cfg, tf.reshape(decoded, [N * K * L, D]) as tf.Tensor2D);
+    return tf.mean(tf.reshape(perToken, [N, K * L]), 1) as tf.Tensor1D;
+  });
+}
+
+export function mcoreMethod(cfg: ModelConfig, opts: McoreMethodOptions): Method {
+  const specs: ParamSpecs = mcoreSpecs(cfg, { backbone: opts.backbone });
+  const K = cfg.stages;
+  const scale = opts.scoreScale ?? 1;
+  const loss: LossConfig = opts.fixedStages ? { ...opts.loss, tasWeights: opts.loss.tasWeights.map(() => 0) } : opts.loss;
+  return {
+    name: opts.name ?? 'mcore',
+    specs,
+    pairwise: true,
+    loss(params: Params, batch: PairBatch, { seed }): LossTerms {
+      const T = batch.input.shape[1] as number;
+      const transitions = opts.fixedStages ? batch.transitions.map(() => equalTransitions(T, K)) : batch.transitions;
+      const input =
+        batch.input.rank === 5 ? { frames: batch.input as tf.Tensor5D } : { features: batch.input as tf.Tensor3D };
+      const out = mcoreForward(params, cfg, input, { training: true, transitions, seed });
+      const scores = batch.scores.map((y) => y / scale);
+      return { ...totalLoss(out, { scores, transitions }, loss) };
+    },
+    encode(params: Params, input: tf.Tensor): Encoding[] {
+      const V = input.shape[0];
+      const T = input.shape[1] as number;
+      let transitions: number[][] = [];
+      const tokens = tf.tidy(() => {
+        const F = featuresOf(params, cfg, input);
+        if (opts.fixedStages) {
+          transitions = Array.from({ length: V }, () => equalTransitions(T, K));
+        } else {
+          const logits = segmenterForward(params, cfg, F, { training: false, gradFeatures: false });
+          transitions = decodeTransitions(logits.dataSync() as Float32Array, T, K);
+        }
+        return stagePool(F, transitions, cfg.tokensPerStage);
+      });
+      const data = tokens.dataSync() as Float32Array;
+      tokens.dispose();
+      const per = data.length / V;
+      return transitions.map((t, v) => ({ transitions: t, data: data.slice(v * per, (v + 1) * per) }));
+    },
+    predict(params: Params, query: Encoding, exemplars: Exemplar[]): number {
+      const M = exemplars.length;
+      const shape: [number, number, number] = [M, K * cfg.tokensPerStage, featureDim(cfg)];
+      const delta = tf.tidy(() => {
+        const q = tf.tile(tf.tensor3d(query.data, [1, shape[1], shape[2]]), [M, 1, 1]) as tf.Tensor3D;
+        const eData = new Float32Array(M * query.data.length);
+        exemplars.forEach((ex, i) => {
+          eData.set(ex.encoding.data, i * query.data.length);
+        });
+        return compareTokens(params, cfg, q, tf.tensor3d(eData, shape));
+      });
+      const d = delta.dataSync();
+      delta.dispose();
+      let sum = 0;
+      for (let i = 0; i < M; i++) sum += exemplars[i].score + d[i] * scale;
+      return sum / M;
+    },
+  };
+}

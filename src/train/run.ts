@@ -1,0 +1,160 @@
+/**
+ * A training run on disk, as `mcore train` and `mcore eval` use it: the dataset and config are recorded
+ * in the checkpoint, so `resume` and `eval` rebuild exactly the same model and data.
+ */
+import { appendFile, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type * as tf from '@tensorflow/tfjs-core';
+import type { RunConfig } from '../config.ts';
+import { featureSource, frameSource, type SampledClip, sampleClips } from '../data/clips.ts';
+import { openDataset } from '../data/open.ts';
+import type { StagedDataset } from '../data/types.ts';
+import { McoreError } from '../errors.ts';
+import { type EvalResult, evaluate } from '../eval/evaluate.ts';
+import { mcoreMethod } from '../methods/mcore.ts';
+import { featureDim } from '../model/config.ts';
+import { initParams, type Params } from '../model/params.ts';
+import { backboneSpecs } from '../model/regnet.ts';
+import { loadWeights } from '../model/weights.ts';
+import { createRng } from '../rng.ts';
+import { loadCheckpoint, readCheckpointInfo, saveCheckpoint, writeFileAtomic } from './checkpoint.ts';
+import { extractFeatures } from './features.ts';
+import type { Method } from './method.ts';
+import { type ClipSource, type TrainEvent, type TrainState, train } from './trainer.ts';
+
+/** What a run records besides the weights: enough to rebuild model and data. */
+export interface RunRecord {
+  dataset: string;
+  config: RunConfig;
+  /** Backbone weights the head-only features came from. */
+  backboneWeights?: string;
+}
+
+export interface RunData {
+  dataset: StagedDataset;
+  clips: SampledClip[];
+  train: SampledClip[];
+  test: SampledClip[];
+  source: ClipSource & { loadTest(keys: string[]): Promise<tf.Tensor> };
+}
+
+export function methodOf(record: RunRecord): Method {
+  const cfg = record.config;
+  return mcoreMethod(cfg.model, {
+    backbone: cfg.train.mode === 'end-to-end',
+    loss: cfg.loss,
+    scoreScale: cfg.train.scoreScale,
+  });
+}
+
+/** Opens the dataset and the input source of a run (frames, or features from the run's backbone). */
+export async function openRunData(record: RunRecord, onProgress?: (done: number, total: number) => void): Promise<RunData> {
+  const cfg = record.config;
+  const S = cfg.model.imageSize;
+  const dataset = await openDataset(record.dataset, { width: S, height: S });
+  const clips = sampleClips(dataset, cfg.model.frames);
+  const frames = frameSource(dataset, clips, (trainMode) => ({ crop: S, train: trainMode, flipProb: 0.5 }));
+  let source: RunData['source'] = frames;
+  if (cfg.train.mode === 'head-only') {
+    if (!record.backboneWeights) {
+      throw new McoreError(
+        'E_CONFIG',
+        'train.mode=head-only needs backbone weights for the features: pass --backbone RUN/ckpt-NNNN/weights.safetensors (e.g. from an end-to-end run)',
+      );
+    }
+    const specs = backboneSpecs(cfg.model.backbone, 'backbone');
+    const { params } = await loadWeights(record.backboneWeights, specs);
+    const features = await extractFeatures(
+      params,
+      cfg.model,
+      clips.map((c) => c.key),
+      (keys) => frames.loadTest(keys),
+      { batch: cfg.eval.batchVideos, onProgress },
+    );
+    for (const t of Object.values(params)) t.dispose();
+    source = featureSource(clips, features, cfg.model.frames, featureDim(cfg.model));
+  }
+  return {
+    dataset,
+    clips,
+    train: clips.filter((c) => c.info.split === 'train'),
+    test: clips.filter((c) => c.info.split === 'test'),
+    source,
+  };
+}
+
+export interface TrainRunOptions {
+  out: string;
+  resume: boolean;
+  onProgress?: (e: TrainEvent | { kind: 'features'; done: number; total: number }) => void;
+  signal?: AbortSignal;
+}
+
+/** Trains (or resumes) the run in `opts.out`; one checkpoint per epoch, one JSON line per epoch in log.jsonl. */
+export async function trainRun(record: RunRecord, opts: TrainRunOptions): Promise<TrainState> {
+  await mkdir(opts.out, { recursive: true });
+  const method = methodOf(record);
+  let params: Params;
+  let state: TrainState | undefined;
+  if (opts.resume) {
+    const info = await readCheckpointInfo<RunRecord>(opts.out);
+    if (JSON.stringify(info.config) !== JSON.stringify(record)) {
+      throw new McoreError(
+        'E_CONFIG',
+        `${opts.out}: --resume with a different dataset or config than the run was started with; drop the new options or use a new --out`,
+      );
+    }
+    ({ params, state } = await loadCheckpoint<RunRecord>(opts.out, method.specs));
+  } else {
+    params = initParams(method.specs, createRng(record.config.train.seed));
+  }
+  const data = await openRunData(record, (done, total) => opts.onProgress?.({ kind: 'features', done, total }));
+  const cfg = record.config;
+  const log = path.join(opts.out, 'log.jsonl');
+  return train(method, params, data.source, {
+    epochs: cfg.train.epochs,
+    batchPairs: cfg.train.batchPairs,
+    seed: cfg.train.seed,
+    dn: cfg.train.dn,
+    adam: { lr: cfg.train.lr, backboneLrScale: cfg.train.backboneLrScale, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+    state,
+    signal: opts.signal,
+    onProgress: opts.onProgress,
+    saveCheckpoint: async (p, s) => {
+      await appendFile(log, `${JSON.stringify(s.history[s.history.length - 1])}\n`);
+      return saveCheckpoint(opts.out, p, method.specs, s, record);
+    },
+  });
+}
+
+export interface EvalRunOptions {
+  exemplars?: number;
+  dn?: boolean;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Evaluates the latest checkpoint of a run on its dataset's test split; writes RUN/eval.json. */
+export async function evalRun(runDir: string, opts: EvalRunOptions = {}): Promise<EvalResult> {
+  const info = await readCheckpointInfo<RunRecord>(runDir);
+  const record = info.config;
+  const method = methodOf(record);
+  const { params } = await loadCheckpoint<RunRecord>(runDir, method.specs);
+  const data = await openRunData(record);
+  const cfg = record.config;
+  const exemplars = opts.exemplars ?? cfg.eval.exemplars;
+  const dn = opts.dn ?? cfg.eval.dn;
+  const result = await evaluate(method, params, data.train, data.test, {
+    exemplars,
+    dn,
+    seed: cfg.train.seed + 1,
+    batchVideos: cfg.eval.batchVideos,
+    load: (keys) => data.source.loadTest(keys),
+    onProgress: opts.onProgress,
+  });
+  for (const t of Object.values(params)) t.dispose();
+  await writeFileAtomic(
+    path.join(runDir, 'eval.json'),
+    `${JSON.stringify({ epoch: info.epoch, exemplars, dn, metrics: result.metrics, predictions: result.predictions }, null, 2)}\n`,
+  );
+  return result;
+}
