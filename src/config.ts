@@ -52,8 +52,11 @@ export const runConfigSchema = z.strictObject({
       backboneLrScale: z.number().nonnegative().default(0.1),
       dn: z.boolean().default(true),
       seed: z.number().int().nonnegative().default(0),
+      /** Score unit in the losses (1: raw dive scores, as the reference). */
+      scoreScale: z.number().positive().default(1),
     })
     .default({
+      scoreScale: 1,
       mode: 'end-to-end',
       epochs: 10,
       batchPairs: 8,

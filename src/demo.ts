@@ -8,7 +8,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 import { type RunConfig, resolveConfig } from './config.ts';
 import { featureSource, frameSource, type SampledClip, sampleClips } from './data/clips.ts';
 import { openSynthDive } from './data/open.ts';
@@ -16,11 +16,11 @@ import type { StagedDataset } from './data/types.ts';
 import { type EvalMetrics, type EvalResult, evaluate } from './eval/evaluate.ts';
 import { coreMethod, regressionMethod } from './methods/baselines.ts';
 import { mcoreMethod } from './methods/mcore.ts';
-import { extractFeatures } from './train/features.ts';
 import { featureDim } from './model/config.ts';
 import { disposeParams, initParams, type Params } from './model/params.ts';
 import { createRng } from './rng.ts';
 import { writeFileAtomic } from './train/checkpoint.ts';
+import { extractFeatures } from './train/features.ts';
 import type { Method } from './train/method.ts';
 import { type EpochRecord, type TrainEvent, train } from './train/trainer.ts';
 
@@ -87,7 +87,13 @@ async function trainAndEvaluate(
     batchPairs: cfg.train.batchPairs,
     seed: cfg.train.seed,
     dn: cfg.train.dn,
-    adam: { lr: cfg.train.lr, backboneLrScale: cfg.train.backboneLrScale, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+    adam: {
+      lr: cfg.train.lr,
+      backboneLrScale: cfg.train.backboneLrScale,
+      beta1: 0.9,
+      beta2: 0.999,
+      eps: 1e-8,
+    },
     onProgress: (event) => onProgress?.({ kind: 'train', method: method.name, event }),
   });
   for (const t of [...Object.values(state.adam.m), ...Object.values(state.adam.v)]) t.dispose();
@@ -106,10 +112,18 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
   const settings = demoSettings(opts.seed, opts.quick);
   const cfg = settings.config;
   await mkdir(opts.out, { recursive: true });
-  const dataset: StagedDataset = openSynthDive({ seed: opts.seed, clips: settings.clips, size: settings.size });
+  const dataset: StagedDataset = openSynthDive({
+    seed: opts.seed,
+    clips: settings.clips,
+    size: settings.size,
+  });
   const clips = sampleClips(dataset, cfg.model.frames);
   const test = clips.filter((c) => c.info.split === 'test');
-  const frames = frameSource(dataset, clips, (trainMode) => ({ crop: settings.size, train: trainMode, flipProb: 0.5 }));
+  const frames = frameSource(dataset, clips, (trainMode) => ({
+    crop: settings.size,
+    train: trainMode,
+    flipProb: 0.5,
+  }));
   opts.onProgress?.({
     kind: 'phase',
     name: 'data',
@@ -123,19 +137,33 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
   };
 
   // 1. MCoRe end to end: backbone + GSM + head.
-  opts.onProgress?.({ kind: 'phase', name: 'end-to-end', detail: `MCoRe end to end, ${settings.e2eEpochs} epochs` });
+  opts.onProgress?.({
+    kind: 'phase',
+    name: 'end-to-end',
+    detail: `MCoRe end to end, ${settings.e2eEpochs} epochs`,
+  });
   const e2e = mcoreMethod(cfg.model, { name: 'mcore-e2e', backbone: true, loss: cfg.loss });
   const e2eParams = initParams(e2e.specs, createRng(cfg.train.seed));
-  report('mcore-e2e', await trainAndEvaluate(e2e, e2eParams, frames, test, cfg, settings.e2eEpochs, opts.onProgress));
+  report(
+    'mcore-e2e',
+    await trainAndEvaluate(e2e, e2eParams, frames, test, cfg, settings.e2eEpochs, opts.onProgress),
+  );
 
   // 2. Shared features from the trained backbone.
-  opts.onProgress?.({ kind: 'phase', name: 'features', detail: 'encoding every clip once with the trained backbone' });
+  opts.onProgress?.({
+    kind: 'phase',
+    name: 'features',
+    detail: 'encoding every clip once with the trained backbone',
+  });
   const features = await extractFeatures(
     e2eParams,
     cfg.model,
     clips.map((c) => c.key),
     (keys) => frames.loadTest(keys),
-    { batch: cfg.eval.batchVideos, onProgress: (done, total) => opts.onProgress?.({ kind: 'features', done, total }) },
+    {
+      batch: cfg.eval.batchVideos,
+      onProgress: (done, total) => opts.onProgress?.({ kind: 'features', done, total }),
+    },
   );
   disposeParams(e2eParams);
   const feats = featureSource(clips, features, cfg.model.frames, featureDim(cfg.model));
@@ -143,13 +171,26 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
   // 3-4. Every method head-only on the same features.
   const methods: Method[] = [
     mcoreMethod(cfg.model, { name: 'mcore', backbone: false, loss: cfg.loss }),
-    mcoreMethod(cfg.model, { name: 'mcore-no-cont', backbone: false, loss: { ...cfg.loss, contrastive: 'none' } }),
-    mcoreMethod(cfg.model, { name: 'mcore-equal-stages', backbone: false, loss: cfg.loss, fixedStages: true }),
+    mcoreMethod(cfg.model, {
+      name: 'mcore-no-cont',
+      backbone: false,
+      loss: { ...cfg.loss, contrastive: 'none' },
+    }),
+    mcoreMethod(cfg.model, {
+      name: 'mcore-equal-stages',
+      backbone: false,
+      loss: cfg.loss,
+      fixedStages: true,
+    }),
     coreMethod(cfg.model, { backbone: false }),
     regressionMethod(cfg.model, { backbone: false }),
   ];
   for (const m of methods) {
-    opts.onProgress?.({ kind: 'phase', name: m.name, detail: `${m.name} on the shared features, ${settings.headEpochs} epochs` });
+    opts.onProgress?.({
+      kind: 'phase',
+      name: m.name,
+      detail: `${m.name} on the shared features, ${settings.headEpochs} epochs`,
+    });
     const params = initParams(m.specs, createRng(cfg.train.seed + 1));
     report(m.name, await trainAndEvaluate(m, params, feats, test, cfg, settings.headEpochs, opts.onProgress));
     disposeParams(params);
@@ -163,7 +204,13 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
       ]),
     ),
     seed: opts.seed,
-    config: { ...cfg, clips: settings.clips, size: settings.size, e2eEpochs: settings.e2eEpochs, headEpochs: settings.headEpochs },
+    config: {
+      ...cfg,
+      clips: settings.clips,
+      size: settings.size,
+      e2eEpochs: settings.e2eEpochs,
+      headEpochs: settings.headEpochs,
+    },
     details,
     seconds: (performance.now() - t0) / 1000,
   };

@@ -14,11 +14,17 @@ export function register(program: Command): void {
     .command('demo')
     .description('train and evaluate MCoRe and its baselines on the embedded SynthDive data (no download)')
     .option('--out <dir>', 'where results.json and the report go', 'mcore-demo')
-    .option('--seed <n>', 'seed of data, initialisation and sampling', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 0) throw new McoreError('E_INPUT', `--seed must be a non-negative integer, got '${v}'`);
-      return n;
-    }, 0)
+    .option(
+      '--seed <n>',
+      'seed of data, initialisation and sampling',
+      (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0)
+          throw new McoreError('E_INPUT', `--seed must be a non-negative integer, got '${v}'`);
+        return n;
+      },
+      0,
+    )
     .option('--quick', 'a small smoke run (about 2 minutes)')
     .action(async (o: { out: string; seed: number; quick?: boolean }) => {
       await useBackend('wasm');

@@ -41,26 +41,40 @@ export function register(program: Command): void {
     .option('--backbone <file>', 'backbone weights (safetensors) for train.mode=head-only')
     .option('--resume', 'continue the run in --out exactly where its last checkpoint ended')
     .option('--backend <name>', 'tfjs backend: wasm or cpu', 'wasm')
-    .action(async (o: { dataset: string; out: string; config?: string; set: string[]; backbone?: string; resume?: boolean; backend: string }) => {
-      await useBackend(o.backend === 'cpu' ? 'cpu' : 'wasm');
-      const config = resolveConfig(await readConfigFile(o.config), o.set);
-      const record: RunRecord = { dataset: o.dataset, config, ...(o.backbone ? { backboneWeights: o.backbone } : {}) };
-      let bar: Bar | undefined;
-      const state = await trainRun(record, {
-        out: o.out,
-        resume: Boolean(o.resume),
-        onProgress: (e) => {
-          if (e.kind === 'step') {
-            bar ??= createBar(`epoch ${e.epoch + 1}/${config.train.epochs}`, e.steps);
-            bar.update(e.step, `loss ${e.loss.toFixed(3)}`);
-          } else if (e.kind === 'epoch') {
-            bar?.done(`loss ${e.loss.toFixed(3)} (${e.seconds.toFixed(1)} s)`);
-            bar = undefined;
-          }
-        },
-      });
-      process.stdout.write(`trained ${state.epoch} epochs; checkpoint in ${o.out}/checkpoint.json\n`);
-    });
+    .action(
+      async (o: {
+        dataset: string;
+        out: string;
+        config?: string;
+        set: string[];
+        backbone?: string;
+        resume?: boolean;
+        backend: string;
+      }) => {
+        await useBackend(o.backend === 'cpu' ? 'cpu' : 'wasm');
+        const config = resolveConfig(await readConfigFile(o.config), o.set);
+        const record: RunRecord = {
+          dataset: o.dataset,
+          config,
+          ...(o.backbone ? { backboneWeights: o.backbone } : {}),
+        };
+        let bar: Bar | undefined;
+        const state = await trainRun(record, {
+          out: o.out,
+          resume: Boolean(o.resume),
+          onProgress: (e) => {
+            if (e.kind === 'step') {
+              bar ??= createBar(`epoch ${e.epoch + 1}/${config.train.epochs}`, e.steps);
+              bar.update(e.step, `loss ${e.loss.toFixed(3)}`);
+            } else if (e.kind === 'epoch') {
+              bar?.done(`loss ${e.loss.toFixed(3)} (${e.seconds.toFixed(1)} s)`);
+              bar = undefined;
+            }
+          },
+        });
+        process.stdout.write(`trained ${state.epoch} epochs; checkpoint in ${o.out}/checkpoint.json\n`);
+      },
+    );
 
   program
     .command('eval')
@@ -68,7 +82,8 @@ export function register(program: Command): void {
     .requiredOption('--run <dir>', 'run folder written by mcore train')
     .option('--exemplars <n>', 'exemplars per query (default: the run config, 10)', (v) => {
       const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new McoreError('E_INPUT', `--exemplars must be a positive integer, got '${v}'`);
+      if (!Number.isInteger(n) || n < 1)
+        throw new McoreError('E_INPUT', `--exemplars must be a positive integer, got '${v}'`);
       return n;
     })
     .option('--dn', 'exemplars of the same action type ("with dive number")')

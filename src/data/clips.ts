@@ -23,7 +23,10 @@ export interface SampledClip extends ClipRecord {
  * with its own reference sampling (FineDiving: linspace over absolute frame numbers, transitions from
  * the per-frame labels) provides `sampledClips(T)`, which wins.
  */
-export function sampleClips(dataset: StagedDataset & { sampledClips?(T: number): SampledClip[] }, T: number): SampledClip[] {
+export function sampleClips(
+  dataset: StagedDataset & { sampledClips?(T: number): SampledClip[] },
+  T: number,
+): SampledClip[] {
   if (dataset.sampledClips) return dataset.sampledClips(T);
   return dataset.clips.map((info) => {
     const frames = sampleIndices(0, info.numFrames - 1, T);

@@ -21,10 +21,16 @@ export function parseDatasetSpec(text: string): DatasetSpec {
       const [k, v] = part.split('=');
       const n = Number(v);
       if (!k || v === undefined || !Number.isFinite(n)) {
-        throw new McoreError('E_INPUT', `--dataset ${text}: '${part}' is not key=number (e.g. synthdive:seed=1,clips=600)`);
+        throw new McoreError(
+          'E_INPUT',
+          `--dataset ${text}: '${part}' is not key=number (e.g. synthdive:seed=1,clips=600)`,
+        );
       }
       if (!['seed', 'clips', 'size', 'judges'].includes(k)) {
-        throw new McoreError('E_INPUT', `--dataset ${text}: unknown option '${k}' (known: seed, clips, size, judges)`);
+        throw new McoreError(
+          'E_INPUT',
+          `--dataset ${text}: unknown option '${k}' (known: seed, clips, size, judges)`,
+        );
       }
       options[k] = n;
     }
@@ -48,7 +54,10 @@ export function openSynthDive(options: Record<string, number | string>): SynthDi
   });
 }
 
-export async function openDataset(text: string, opts: { width: number; height: number }): Promise<StagedDataset> {
+export async function openDataset(
+  text: string,
+  opts: { width: number; height: number },
+): Promise<StagedDataset> {
   const spec = parseDatasetSpec(text);
   if (spec.kind === 'synthdive') return openSynthDive({ size: opts.width, ...spec.options });
   const { loadManifestDataset } = await import('./manifest.ts');

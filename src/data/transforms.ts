@@ -23,7 +23,12 @@ export interface ClipTransform {
 
 /** Reference geometry at `size` (112 in the paper): squeeze to size x round(size*200/112), crop size. */
 export function referenceTransform(size: number, train: boolean): ClipTransform {
-  return { resize: { width: size, height: Math.round((size * 200) / 112) }, crop: size, train, flipProb: 0.5 };
+  return {
+    resize: { width: size, height: Math.round((size * 200) / 112) },
+    crop: size,
+    train,
+    flipProb: 0.5,
+  };
 }
 
 function resizeNearest(f: Frame, width: number, height: number): Frame {

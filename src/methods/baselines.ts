@@ -8,9 +8,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { featureDim, type ModelConfig } from '../model/config.ts';
-import { backboneSpecs } from '../model/regnet.ts';
 import { linear, linearSpecs } from '../model/layers.ts';
-import type { Params, ParamSpecs } from '../model/params.ts';
+import type { ParamSpecs, Params } from '../model/params.ts';
+import { backboneSpecs } from '../model/regnet.ts';
 import type { Encoding, Exemplar, LossTerms, Method, PairBatch } from '../train/method.ts';
 import { featuresOf } from './mcore.ts';
 
@@ -19,7 +19,8 @@ const SCORE_SCALE = 10;
 
 function mlpSpecs(prefix: string, widths: number[]): ParamSpecs {
   let out: ParamSpecs = {};
-  for (let i = 0; i + 1 < widths.length; i++) out = { ...out, ...linearSpecs(`${prefix}.layer${i + 1}`, widths[i], widths[i + 1]) };
+  for (let i = 0; i + 1 < widths.length; i++)
+    out = { ...out, ...linearSpecs(`${prefix}.layer${i + 1}`, widths[i], widths[i + 1]) };
   return out;
 }
 
@@ -60,12 +61,17 @@ export function regressionMethod(cfg: ModelConfig, opts: { backbone: boolean; sc
     pairwise: false,
     loss(params: Params, batch: PairBatch): LossTerms {
       const pred = mlp(params, 'baseline.regression', widths.length - 1, pooled(params, cfg, batch.input));
-      const total = tf.losses.meanSquaredError(tf.tensor1d(batch.scores.map((y) => y / scale)), pred) as tf.Scalar;
+      const total = tf.losses.meanSquaredError(
+        tf.tensor1d(batch.scores.map((y) => y / scale)),
+        pred,
+      ) as tf.Scalar;
       return { total, mse: total };
     },
     encode: (params, input) => encodePooled(params, cfg, input),
     predict(params: Params, query: Encoding): number {
-      const y = tf.tidy(() => mlp(params, 'baseline.regression', widths.length - 1, tf.tensor2d(query.data, [1, D])));
+      const y = tf.tidy(() =>
+        mlp(params, 'baseline.regression', widths.length - 1, tf.tensor2d(query.data, [1, D])),
+      );
       const v = y.dataSync()[0];
       y.dispose();
       return v * scale;
@@ -84,7 +90,12 @@ export function coreMethod(cfg: ModelConfig, opts: { backbone: boolean; scoreSca
   };
   /** fq, fe [N, D], ye [N] -> delta(q, e) [N]. */
   const delta = (params: Params, fq: tf.Tensor2D, fe: tf.Tensor2D, ye: tf.Tensor1D): tf.Tensor1D =>
-    mlp(params, 'baseline.core', layers, tf.concat([fq, fe, tf.reshape(tf.div(ye, SCORE_SCALE), [-1, 1])], 1) as tf.Tensor2D);
+    mlp(
+      params,
+      'baseline.core',
+      layers,
+      tf.concat([fq, fe, tf.reshape(tf.div(ye, SCORE_SCALE), [-1, 1])], 1) as tf.Tensor2D,
+    );
   return {
     name: 'core',
     specs,
@@ -113,7 +124,12 @@ export function coreMethod(cfg: ModelConfig, opts: { backbone: boolean; scoreSca
         exemplars.forEach((ex, i) => {
           eData.set(ex.encoding.data, i * D);
         });
-        return delta(params, fq, tf.tensor2d(eData, [M, D]), tf.tensor1d(exemplars.map((e) => e.score / scale)));
+        return delta(
+          params,
+          fq,
+          tf.tensor2d(eData, [M, D]),
+          tf.tensor1d(exemplars.map((e) => e.score / scale)),
+        );
       });
       const values = d.dataSync();
       d.dispose();

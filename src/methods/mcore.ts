@@ -9,7 +9,7 @@ import { featureDim, type ModelConfig } from '../model/config.ts';
 import { decoderForward } from '../model/decoder.ts';
 import { totalLoss } from '../model/losses.ts';
 import { mcoreForward, mcoreSpecs } from '../model/mcore.ts';
-import type { Params, ParamSpecs } from '../model/params.ts';
+import type { ParamSpecs, Params } from '../model/params.ts';
 import { backboneForward } from '../model/regnet.ts';
 import { regressorForward } from '../model/regressor.ts';
 import { decodeTransitions, segmenterForward } from '../model/segmenter.ts';
@@ -67,16 +67,22 @@ export function mcoreMethod(cfg: ModelConfig, opts: McoreMethodOptions): Method 
   const specs: ParamSpecs = mcoreSpecs(cfg, { backbone: opts.backbone });
   const K = cfg.stages;
   const scale = opts.scoreScale ?? 1;
-  const loss: LossConfig = opts.fixedStages ? { ...opts.loss, tasWeights: opts.loss.tasWeights.map(() => 0) } : opts.loss;
+  const loss: LossConfig = opts.fixedStages
+    ? { ...opts.loss, tasWeights: opts.loss.tasWeights.map(() => 0) }
+    : opts.loss;
   return {
     name: opts.name ?? 'mcore',
     specs,
     pairwise: true,
     loss(params: Params, batch: PairBatch, { seed }): LossTerms {
       const T = batch.input.shape[1] as number;
-      const transitions = opts.fixedStages ? batch.transitions.map(() => equalTransitions(T, K)) : batch.transitions;
+      const transitions = opts.fixedStages
+        ? batch.transitions.map(() => equalTransitions(T, K))
+        : batch.transitions;
       const input =
-        batch.input.rank === 5 ? { frames: batch.input as tf.Tensor5D } : { features: batch.input as tf.Tensor3D };
+        batch.input.rank === 5
+          ? { frames: batch.input as tf.Tensor5D }
+          : { features: batch.input as tf.Tensor3D };
       const out = mcoreForward(params, cfg, input, { training: true, transitions, seed });
       const scores = batch.scores.map((y) => y / scale);
       return { ...totalLoss(out, { scores, transitions }, loss) };

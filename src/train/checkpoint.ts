@@ -10,7 +10,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { McoreError } from '../errors.ts';
 import { readSafetensors, type SafeTensor, writeSafetensors } from '../io/safetensors.ts';
-import type { Params, ParamSpecs } from '../model/params.ts';
+import type { ParamSpecs, Params } from '../model/params.ts';
 import { loadWeights, saveWeights } from '../model/weights.ts';
 import { VERSION } from '../version.ts';
 import type { TrainState } from './trainer.ts';
@@ -62,7 +62,8 @@ export async function saveCheckpoint<C>(
     config,
   };
   await writeFileAtomic(path.join(runDir, 'checkpoint.json'), `${JSON.stringify(info, null, 2)}\n`);
-  if (previous && previous.folder !== folder) await rm(path.join(runDir, previous.folder), { recursive: true, force: true });
+  if (previous && previous.folder !== folder)
+    await rm(path.join(runDir, previous.folder), { recursive: true, force: true });
   return path.join(runDir, 'checkpoint.json');
 }
 
@@ -72,7 +73,10 @@ export async function readCheckpointInfo<C = unknown>(runDir: string): Promise<C
   try {
     text = await readFile(file, 'utf8');
   } catch {
-    throw new McoreError('E_INPUT', `${file}: no checkpoint found; train first with 'mcore train --out ${runDir}'`);
+    throw new McoreError(
+      'E_INPUT',
+      `${file}: no checkpoint found; train first with 'mcore train --out ${runDir}'`,
+    );
   }
   try {
     return JSON.parse(text) as CheckpointInfo<C>;
@@ -90,7 +94,11 @@ export async function loadCheckpoint<C = unknown>(
   const dir = path.join(runDir, info.folder);
   const { params } = await loadWeights(path.join(dir, 'weights.safetensors'), specs);
   const opt = await readSafetensors(path.join(dir, 'optimizer.safetensors'));
-  const state: TrainState = { epoch: info.epoch, history: info.history, adam: { step: info.adamStep, m: {}, v: {} } };
+  const state: TrainState = {
+    epoch: info.epoch,
+    history: info.history,
+    adam: { step: info.adamStep, m: {}, v: {} },
+  };
   for (const [key, t] of Object.entries(opt.tensors)) {
     const dot = key.indexOf('.');
     const kind = key.slice(0, dot);

@@ -48,7 +48,10 @@ export function methodOf(record: RunRecord): Method {
 }
 
 /** Opens the dataset and the input source of a run (frames, or features from the run's backbone). */
-export async function openRunData(record: RunRecord, onProgress?: (done: number, total: number) => void): Promise<RunData> {
+export async function openRunData(
+  record: RunRecord,
+  onProgress?: (done: number, total: number) => void,
+): Promise<RunData> {
   const cfg = record.config;
   const S = cfg.model.imageSize;
   const dataset = await openDataset(record.dataset, { width: S, height: S });
@@ -108,7 +111,9 @@ export async function trainRun(record: RunRecord, opts: TrainRunOptions): Promis
   } else {
     params = initParams(method.specs, createRng(record.config.train.seed));
   }
-  const data = await openRunData(record, (done, total) => opts.onProgress?.({ kind: 'features', done, total }));
+  const data = await openRunData(record, (done, total) =>
+    opts.onProgress?.({ kind: 'features', done, total }),
+  );
   const cfg = record.config;
   const log = path.join(opts.out, 'log.jsonl');
   return train(method, params, data.source, {
@@ -116,7 +121,13 @@ export async function trainRun(record: RunRecord, opts: TrainRunOptions): Promis
     batchPairs: cfg.train.batchPairs,
     seed: cfg.train.seed,
     dn: cfg.train.dn,
-    adam: { lr: cfg.train.lr, backboneLrScale: cfg.train.backboneLrScale, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+    adam: {
+      lr: cfg.train.lr,
+      backboneLrScale: cfg.train.backboneLrScale,
+      beta1: 0.9,
+      beta2: 0.999,
+      eps: 1e-8,
+    },
     state,
     signal: opts.signal,
     onProgress: opts.onProgress,
