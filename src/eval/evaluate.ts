@@ -5,6 +5,7 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import { ExemplarIndex } from '../data/sampling.ts';
+import { McoreError } from '../errors.ts';
 import type { Params } from '../model/params.ts';
 import { createRng } from '../rng.ts';
 import type { Encoding, Method } from '../train/method.ts';
@@ -74,6 +75,12 @@ export async function evaluate(
   test: readonly ClipRecord[],
   opts: EvalOptions,
 ): Promise<EvalResult> {
+  if (test.length === 0) {
+    throw new McoreError(
+      'E_INPUT',
+      'the test split is empty: nothing to evaluate (give the dataset clips with split "test")',
+    );
+  }
   const index = new ExemplarIndex(train);
   const rng = createRng(opts.seed);
   const chosen = test.map((q) =>

@@ -1,0 +1,46 @@
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { mcore } from '../helpers/cli.ts';
+
+describe('mcore train / eval / demo arguments', () => {
+  it('refuses bad arguments with one clear line and exit code 2', async () => {
+    const cases: [string[], RegExp][] = [
+      [['train', '--out', '/tmp/x'], /required option '--dataset <spec>'/],
+      [['train', '--dataset', 'imagenet', '--out', '/tmp/x'], /unknown dataset; use 'synthdive/],
+      [['train', '--dataset', 'synthdive:clips=many', '--out', '/tmp/x'], /'clips=many' is not key=number/],
+      [['train', '--dataset', 'synthdive', '--out', '/tmp/x', '--set', 'train.epochs=-2'], /train\.epochs/],
+      [
+        ['train', '--dataset', 'synthdive', '--out', '/tmp/x', '--set', 'loss.contrastive=maybe'],
+        /loss\.contrastive/,
+      ],
+      [['eval', '--run', '/nonexistent/run'], /no checkpoint found; train first/],
+      [['eval', '--run', '/tmp', '--exemplars', '0'], /--exemplars must be a positive integer/],
+      [['demo', '--seed', '-1'], /--seed must be a non-negative integer/],
+      [['frobnicate'], /unknown command 'frobnicate'/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await mcore(...args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(message);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+  });
+
+  it('trains a tiny run and evaluates it from the command line', async () => {
+    const out = path.join(await mkdtemp(path.join(os.tmpdir(), 'mcore-cli-train-')), 'run');
+    const sets = ['model.frames=8', 'train.epochs=1', 'train.batchPairs=4', 'model.decoder.layers=1'].flatMap(
+      (s) => ['--set', s],
+    );
+    const t = await mcore('train', '--dataset', 'synthdive:seed=2,clips=40,size=32', '--out', out, ...sets);
+    expect(t.stderr).toMatch(/epoch 1\/1/);
+    expect(t.code).toBe(0);
+    expect(t.stdout).toMatch(/trained 1 epochs/);
+    const e = await mcore('eval', '--run', out, '--exemplars', '3', '--json');
+    expect(e.code).toBe(0);
+    const metrics = JSON.parse(e.stdout.trim().split('\n').pop()!);
+    expect(Object.keys(metrics).sort()).toEqual(['aiou50', 'aiou75', 'mse', 'rl2', 'srcc']);
+    expect(metrics.rl2).toBeGreaterThan(0);
+  });
+});
