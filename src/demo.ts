@@ -1,11 +1,15 @@
 /**
  * `mcore demo`: the first thing a new user runs. On SynthDive (embedded, no download) it
- *   1. trains MCoRe end to end (tiny RegNetY + GSM backbone, segmenter, decoder, regressor),
- *   2. encodes every clip once with that backbone (the shared features),
- *   3. trains MCoRe and the baselines head-only on the same features (plain regression, CoRe-style
- *      whole-video contrastive regression, MCoRe without L_cont, MCoRe with equal stages),
- *   4. evaluates all of them with the exemplar protocol and writes results.json and a report.
+ *   1. starts from a tiny RegNetY + GSM backbone pretrained once on SynthDive clips of another seed
+ *      (assets/synthdive-backbone.safetensors, made by scripts/pretrain-backbone.ts: our "ImageNet"),
+ *   2. fine-tunes MCoRe end to end, and MCoRe without L_cont (the contrastive loss only acts through the
+ *      backbone, so that ablation must train it too),
+ *   3. trains MCoRe's head and the baselines head-only on the same frozen features of the pretrained
+ *      backbone (MCoRe with equal stages, CoRe-style whole-video contrastive regression, plain regression),
+ *   4. evaluates every method with the exemplar protocol (10 exemplars of the same dive type) and writes
+ *      results.json, report.html and a scoring bundle of the fine-tuned MCoRe.
  */
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
@@ -13,16 +17,25 @@ import { type RunConfig, resolveConfig } from './config.ts';
 import { featureSource, frameSource, type SampledClip, sampleClips } from './data/clips.ts';
 import { openSynthDive } from './data/open.ts';
 import type { StagedDataset } from './data/types.ts';
-import { type EvalMetrics, type EvalResult, evaluate } from './eval/evaluate.ts';
+import { McoreError } from './errors.ts';
+import { type EvalMetrics, type EvalResult, evaluate, type Prediction } from './eval/evaluate.ts';
+import { pickTimelineKeys, reportFromDemo, writeReport } from './eval/report.ts';
 import { coreMethod, regressionMethod } from './methods/baselines.ts';
 import { mcoreMethod } from './methods/mcore.ts';
 import { featureDim } from './model/config.ts';
 import { disposeParams, initParams, type Params } from './model/params.ts';
+import { backboneSpecs } from './model/regnet.ts';
+import { loadWeights } from './model/weights.ts';
 import { createRng } from './rng.ts';
+import { exportBundle } from './score/export.ts';
 import { writeFileAtomic } from './train/checkpoint.ts';
 import { extractFeatures } from './train/features.ts';
 import type { Method } from './train/method.ts';
+import type { RunRecord } from './train/run.ts';
 import { type EpochRecord, type TrainEvent, train } from './train/trainer.ts';
+
+/** The shipped pretrained backbone of the demo (scripts/pretrain-backbone.ts writes it). */
+export const DEMO_BACKBONE = path.resolve(import.meta.dirname, '../assets/synthdive-backbone.safetensors');
 
 export interface DemoOptions {
   out: string;
@@ -41,22 +54,43 @@ export type DemoEvent =
 export interface DemoSettings {
   clips: number;
   size: number;
+  /** Epochs of end-to-end fine-tuning (MCoRe, MCoRe without L_cont). */
   e2eEpochs: number;
+  /** Epochs of head-only training on the frozen features. */
   headEpochs: number;
   config: RunConfig;
 }
 
-/** The demo's defaults, tuned to finish in <= 10 minutes (quick: <= 2) on 2 CPU cores. */
-export function demoSettings(seed: number, quick: boolean): DemoSettings {
-  const size = 32;
-  const config = resolveConfig({
+/** The demo model: mcore-tiny at 16 frames of 32 x 32, scores in units of 10 points inside the losses. */
+function demoConfig(seed: number, epochs: number): RunConfig {
+  return resolveConfig({
     variant: 'mcore-tiny',
-    model: { frames: 16, imageSize: size },
-    train: { seed, epochs: quick ? 2 : 12, batchPairs: 8, lr: 3e-3, backboneLrScale: 0.1 },
+    model: { frames: 16, imageSize: 32 },
+    train: { seed, epochs, batchPairs: 8, lr: 3e-3, backboneLrScale: 0.1, scoreScale: 10 },
     eval: { exemplars: 10, dn: true, batchVideos: 32 },
   });
-  return { clips: quick ? 144 : 600, size, e2eEpochs: quick ? 2 : 12, headEpochs: quick ? 6 : 40, config };
 }
+
+/** The demo's defaults, tuned to finish in <= 10 minutes (quick: <= 2) on 2 CPU cores. */
+export function demoSettings(seed: number, quick: boolean): DemoSettings {
+  const e2eEpochs = quick ? 1 : 12;
+  return {
+    clips: quick ? 144 : 600,
+    size: 32,
+    e2eEpochs,
+    headEpochs: quick ? 4 : 40,
+    config: demoConfig(seed, e2eEpochs),
+  };
+}
+
+/**
+ * The demo backbone's pretraining run (scripts/pretrain-backbone.ts): the demo's model on SynthDive
+ * clips of a seed the demo never uses, end to end with the full MCoRe objective.
+ */
+export const PRETRAIN_RECORD: RunRecord = {
+  dataset: 'synthdive:seed=1000,clips=1800,size=32',
+  config: { ...demoConfig(1000, 12), train: { ...demoConfig(1000, 12).train, backboneLrScale: 1 } },
+};
 
 export interface MethodResult {
   metrics: EvalMetrics;
@@ -107,10 +141,21 @@ async function trainAndEvaluate(
   return { result, history: state.history, seconds: (performance.now() - t0) / 1000 };
 }
 
+async function loadDemoBackbone(cfg: RunConfig): Promise<Params> {
+  if (!existsSync(DEMO_BACKBONE)) {
+    throw new McoreError(
+      'E_INPUT',
+      `${DEMO_BACKBONE} is missing; recreate it with: npx tsx scripts/pretrain-backbone.ts`,
+    );
+  }
+  return (await loadWeights(DEMO_BACKBONE, backboneSpecs(cfg.model.backbone, 'backbone'))).params;
+}
+
 export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
   const t0 = performance.now();
   const settings = demoSettings(opts.seed, opts.quick);
   const cfg = settings.config;
+  const scoreScale = cfg.train.scoreScale;
   await mkdir(opts.out, { recursive: true });
   const dataset: StagedDataset = openSynthDive({
     seed: opts.seed,
@@ -129,34 +174,47 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
     name: 'data',
     detail: `SynthDive seed ${opts.seed}: ${frames.clips.length} train / ${test.length} test clips, ${cfg.model.frames} frames of ${settings.size}x${settings.size}`,
   });
+  const pretrained = await loadDemoBackbone(cfg);
 
   const details: Record<string, MethodResult> = {};
+  const predictions: Record<string, Prediction[]> = {};
   const report = (name: string, r: { result: EvalResult; history: EpochRecord[]; seconds: number }) => {
     details[name] = { metrics: r.result.metrics, history: r.history, seconds: r.seconds };
+    predictions[name] = r.result.predictions;
     opts.onProgress?.({ kind: 'result', method: name, metrics: r.result.metrics, seconds: r.seconds });
   };
 
-  // 1. MCoRe end to end: backbone + GSM + head.
-  opts.onProgress?.({
-    kind: 'phase',
-    name: 'end-to-end',
-    detail: `MCoRe end to end, ${settings.e2eEpochs} epochs`,
-  });
-  const e2e = mcoreMethod(cfg.model, { name: 'mcore-e2e', backbone: true, loss: cfg.loss });
-  const e2eParams = initParams(e2e.specs, createRng(cfg.train.seed));
-  report(
-    'mcore-e2e',
-    await trainAndEvaluate(e2e, e2eParams, frames, test, cfg, settings.e2eEpochs, opts.onProgress),
-  );
+  // 1-2. End-to-end fine-tuning from the pretrained backbone: MCoRe, and MCoRe without L_cont.
+  const e2eMethods = [
+    mcoreMethod(cfg.model, { name: 'mcore', backbone: true, loss: cfg.loss, scoreScale }),
+    mcoreMethod(cfg.model, {
+      name: 'mcore-no-cont',
+      backbone: true,
+      loss: { ...cfg.loss, contrastive: 'none' },
+      scoreScale,
+    }),
+  ];
+  let bundleParams: Params | undefined;
+  for (const m of e2eMethods) {
+    opts.onProgress?.({
+      kind: 'phase',
+      name: m.name,
+      detail: `${m.name}: end to end, ${settings.e2eEpochs} epochs`,
+    });
+    const params = withBackbone(initParams(m.specs, createRng(cfg.train.seed)), pretrained);
+    report(m.name, await trainAndEvaluate(m, params, frames, test, cfg, settings.e2eEpochs, opts.onProgress));
+    if (m.name === 'mcore') bundleParams = params;
+    else disposeParams(params);
+  }
 
-  // 2. Shared features from the trained backbone.
+  // 3. The frozen pretrained backbone's features, shared by every head-only method.
   opts.onProgress?.({
     kind: 'phase',
     name: 'features',
-    detail: 'encoding every clip once with the trained backbone',
+    detail: 'encoding every clip once with the pretrained backbone',
   });
   const features = await extractFeatures(
-    e2eParams,
+    pretrained,
     cfg.model,
     clips.map((c) => c.key),
     (keys) => frames.loadTest(keys),
@@ -165,36 +223,30 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
       onProgress: (done, total) => opts.onProgress?.({ kind: 'features', done, total }),
     },
   );
-  disposeParams(e2eParams);
   const feats = featureSource(clips, features, cfg.model.frames, featureDim(cfg.model));
-
-  // 3-4. Every method head-only on the same features.
-  const methods: Method[] = [
-    mcoreMethod(cfg.model, { name: 'mcore', backbone: false, loss: cfg.loss }),
-    mcoreMethod(cfg.model, {
-      name: 'mcore-no-cont',
-      backbone: false,
-      loss: { ...cfg.loss, contrastive: 'none' },
-    }),
+  const headMethods: Method[] = [
+    mcoreMethod(cfg.model, { name: 'mcore-head', backbone: false, loss: cfg.loss, scoreScale }),
     mcoreMethod(cfg.model, {
       name: 'mcore-equal-stages',
       backbone: false,
       loss: cfg.loss,
       fixedStages: true,
+      scoreScale,
     }),
-    coreMethod(cfg.model, { backbone: false }),
-    regressionMethod(cfg.model, { backbone: false }),
+    coreMethod(cfg.model, { backbone: false, scoreScale }),
+    regressionMethod(cfg.model, { backbone: false, scoreScale }),
   ];
-  for (const m of methods) {
+  for (const m of headMethods) {
     opts.onProgress?.({
       kind: 'phase',
       name: m.name,
-      detail: `${m.name} on the shared features, ${settings.headEpochs} epochs`,
+      detail: `${m.name}: head only on the shared features, ${settings.headEpochs} epochs`,
     });
     const params = initParams(m.specs, createRng(cfg.train.seed + 1));
     report(m.name, await trainAndEvaluate(m, params, feats, test, cfg, settings.headEpochs, opts.onProgress));
     disposeParams(params);
   }
+  disposeParams(pretrained);
 
   const results: DemoResults = {
     methods: Object.fromEntries(
@@ -215,5 +267,40 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
     seconds: (performance.now() - t0) / 1000,
   };
   await writeFileAtomic(path.join(opts.out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+
+  // Report: metrics, scatter plots, training curves, stage timelines of 4 test clips.
+  const keys = pickTimelineKeys(predictions.mcore, 4);
+  const shown = await Promise.all(keys.map(async (key) => ({ key, frames: await frames.cache.frames(key) })));
+  await writeReport(
+    opts.out,
+    reportFromDemo(results, predictions, shown, { stageNames: dataset.stageNames }),
+  );
+
+  // Scoring bundle of the fine-tuned MCoRe: mcore score VIDEO --model <out>/bundle
+  if (bundleParams) {
+    await exportBundle(path.join(opts.out, 'bundle'), bundleParams, {
+      model: cfg.model,
+      scoreScale,
+      stageNames: dataset.stageNames,
+      source: { dataset: `synthdive:seed=${opts.seed},clips=${settings.clips},size=${settings.size}` },
+      exemplars: frames.clips,
+      loadFrames: (key) => frames.cache.frames(key),
+    });
+    disposeParams(bundleParams);
+  }
   return results;
+}
+
+/** Replaces the initial backbone values of `params` with copies of the pretrained ones. */
+function withBackbone(params: Params, pretrained: Params): Params {
+  for (const [name, value] of Object.entries(pretrained)) {
+    const p = params[name];
+    if (p === undefined) continue;
+    if ('assign' in p && typeof p.assign === 'function') (p as tf.Variable).assign(value);
+    else {
+      p.dispose();
+      params[name] = value.clone();
+    }
+  }
+  return params;
 }

@@ -40,9 +40,13 @@ for (let i = 0; i < steps + 2; i++) {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const ours = median(times);
 const peer = JSON.parse(
-  execFileSync('/usr/bin/python3', [path.join(import.meta.dirname, '../peer/bench_heads.py'), '--steps', String(steps)], {
-    encoding: 'utf8',
-  })
+  execFileSync(
+    '/usr/bin/python3',
+    [path.join(import.meta.dirname, '../peer/bench_heads.py'), '--steps', String(steps)],
+    {
+      encoding: 'utf8',
+    },
+  )
     .trim()
     .split('\n')
     .pop()!,

@@ -8,11 +8,24 @@ import { Command } from 'commander';
 import * as data from './data.ts';
 import * as demo from './demo.ts';
 import { reportError } from './errors.ts';
+import * as features from './features.ts';
+import * as importCmd from './import.ts';
 import * as metrics from './metrics.ts';
+import * as model from './model.ts';
+import * as score from './score.ts';
 import * as train from './train.ts';
 
 /** The subcommands, in help order. */
-const COMMANDS: readonly { register(program: Command): void }[] = [demo, train, data, metrics];
+const COMMANDS: readonly { register(program: Command): void }[] = [
+  demo,
+  train,
+  features,
+  score,
+  importCmd,
+  data,
+  metrics,
+  model,
+];
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {

@@ -98,3 +98,21 @@ export function countParams(specs: ParamSpecs, prefix = ''): number {
 export function disposeParams(params: Params): void {
   for (const t of Object.values(params)) t.dispose();
 }
+
+/**
+ * Gradients of the scalar `f()` w.r.t. the named trainable parameters (default: every tf.Variable in
+ * `params`), keyed by our parameter names (tfjs keys them by engine variable names).
+ */
+export function namedGrads(
+  f: () => tf.Scalar,
+  params: Params,
+  names: readonly string[] = Object.keys(params).filter((k) => params[k] instanceof tf.Variable),
+): { value: tf.Scalar; grads: Record<string, tf.Tensor> } {
+  const vars = names.map((k) => params[k] as tf.Variable);
+  const { value, grads } = tf.variableGrads(f, vars);
+  const out: Record<string, tf.Tensor> = {};
+  names.forEach((k, i) => {
+    out[k] = grads[vars[i].name];
+  });
+  return { value, grads: out };
+}

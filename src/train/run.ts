@@ -7,18 +7,16 @@ import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import type { RunConfig } from '../config.ts';
 import { featureSource, frameSource, type SampledClip, sampleClips } from '../data/clips.ts';
-import { openDataset } from '../data/open.ts';
+import { DEFAULT_FEATURE_CACHE, ensureFeatures } from '../data/feature-cache.ts';
+import { openDataset, runGeometry } from '../data/open.ts';
 import type { StagedDataset } from '../data/types.ts';
 import { McoreError } from '../errors.ts';
 import { type EvalResult, evaluate } from '../eval/evaluate.ts';
 import { mcoreMethod } from '../methods/mcore.ts';
 import { featureDim } from '../model/config.ts';
 import { initParams, type Params } from '../model/params.ts';
-import { backboneSpecs } from '../model/regnet.ts';
-import { loadWeights } from '../model/weights.ts';
 import { createRng } from '../rng.ts';
 import { loadCheckpoint, readCheckpointInfo, saveCheckpoint, writeFileAtomic } from './checkpoint.ts';
-import { extractFeatures } from './features.ts';
 import type { Method } from './method.ts';
 import { type ClipSource, type TrainEvent, type TrainState, train } from './trainer.ts';
 
@@ -47,16 +45,26 @@ export function methodOf(record: RunRecord): Method {
   });
 }
 
-/** Opens the dataset and the input source of a run (frames, or features from the run's backbone). */
-export async function openRunData(
-  record: RunRecord,
-  onProgress?: (done: number, total: number) => void,
-): Promise<RunData> {
+export interface OpenRunDataOptions {
+  /** Feature cache folder of head-only runs (default DEFAULT_FEATURE_CACHE, under the current directory). */
+  featureCache?: string;
+  /** Feature extraction progress (clips done, total). */
+  onProgress?: (done: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * Opens the dataset and the input source of a run: frames (read and cropped with the dataset's run
+ * geometry, src/data/open.ts), or for head-only runs the backbone features from the on-disk feature
+ * cache (src/data/feature-cache.ts), computed there once and reused by later and resumed runs.
+ */
+export async function openRunData(record: RunRecord, opts: OpenRunDataOptions = {}): Promise<RunData> {
   const cfg = record.config;
   const S = cfg.model.imageSize;
-  const dataset = await openDataset(record.dataset, { width: S, height: S });
+  const geometry = runGeometry(record.dataset, S);
+  const dataset = await openDataset(record.dataset, { width: geometry.width, height: geometry.height });
   const clips = sampleClips(dataset, cfg.model.frames);
-  const frames = frameSource(dataset, clips, (trainMode) => ({ crop: S, train: trainMode, flipProb: 0.5 }));
+  const frames = frameSource(dataset, clips, geometry.transform);
   let source: RunData['source'] = frames;
   if (cfg.train.mode === 'head-only') {
     if (!record.backboneWeights) {
@@ -65,16 +73,17 @@ export async function openRunData(
         'train.mode=head-only needs backbone weights for the features: pass --backbone RUN/ckpt-NNNN/weights.safetensors (e.g. from an end-to-end run)',
       );
     }
-    const specs = backboneSpecs(cfg.model.backbone, 'backbone');
-    const { params } = await loadWeights(record.backboneWeights, specs);
-    const features = await extractFeatures(
-      params,
-      cfg.model,
-      clips.map((c) => c.key),
-      (keys) => frames.loadTest(keys),
-      { batch: cfg.eval.batchVideos, onProgress },
-    );
-    for (const t of Object.values(params)) t.dispose();
+    const { features } = await ensureFeatures({
+      datasetSpec: record.dataset,
+      dataset,
+      clips,
+      backboneWeights: record.backboneWeights,
+      config: cfg,
+      cacheDir: opts.featureCache ?? DEFAULT_FEATURE_CACHE,
+      transform: geometry.transform(false),
+      onProgress: opts.onProgress,
+      signal: opts.signal,
+    });
     source = featureSource(clips, features, cfg.model.frames, featureDim(cfg.model));
   }
   return {
@@ -91,6 +100,8 @@ export interface TrainRunOptions {
   resume: boolean;
   onProgress?: (e: TrainEvent | { kind: 'features'; done: number; total: number }) => void;
   signal?: AbortSignal;
+  /** Feature cache folder of head-only runs (default DEFAULT_FEATURE_CACHE). */
+  featureCache?: string;
 }
 
 /** Trains (or resumes) the run in `opts.out`; one checkpoint per epoch, one JSON line per epoch in log.jsonl. */
@@ -111,9 +122,11 @@ export async function trainRun(record: RunRecord, opts: TrainRunOptions): Promis
   } else {
     params = initParams(method.specs, createRng(record.config.train.seed));
   }
-  const data = await openRunData(record, (done, total) =>
-    opts.onProgress?.({ kind: 'features', done, total }),
-  );
+  const data = await openRunData(record, {
+    featureCache: opts.featureCache,
+    onProgress: (done, total) => opts.onProgress?.({ kind: 'features', done, total }),
+    signal: opts.signal,
+  });
   const cfg = record.config;
   const log = path.join(opts.out, 'log.jsonl');
   return train(method, params, data.source, {
@@ -142,6 +155,8 @@ export interface EvalRunOptions {
   exemplars?: number;
   dn?: boolean;
   onProgress?: (done: number, total: number) => void;
+  /** Feature cache folder of head-only runs (default DEFAULT_FEATURE_CACHE). */
+  featureCache?: string;
 }
 
 /** Evaluates the latest checkpoint of a run on its dataset's test split; writes RUN/eval.json. */
@@ -150,7 +165,7 @@ export async function evalRun(runDir: string, opts: EvalRunOptions = {}): Promis
   const record = info.config;
   const method = methodOf(record);
   const { params } = await loadCheckpoint<RunRecord>(runDir, method.specs);
-  const data = await openRunData(record);
+  const data = await openRunData(record, { featureCache: opts.featureCache });
   const cfg = record.config;
   const exemplars = opts.exemplars ?? cfg.eval.exemplars;
   const dn = opts.dn ?? cfg.eval.dn;

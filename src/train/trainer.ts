@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ExemplarIndex } from '../data/sampling.ts';
-import type { ParamSpecs, Params } from '../model/params.ts';
+import { namedGrads, type ParamSpecs, type Params } from '../model/params.ts';
 import { createRng, type Rng, shuffled } from '../rng.ts';
 import { type AdamConfig, type AdamState, adamStep, createAdamState } from './adam.ts';
 import type { Method } from './method.ts';
@@ -102,26 +102,24 @@ export function trainStep(
   adamCfg: AdamConfig,
   seed: number,
 ): Record<string, number> {
-  const vars: tf.Variable[] = [];
-  const nameOf = new Map<string, string>();
-  for (const [name, p] of Object.entries(params)) {
-    if (p instanceof tf.Variable && p.trainable && method.specs[name]) {
-      vars.push(p);
-      nameOf.set(p.name, name);
-    }
-  }
+  const names = Object.keys(params).filter((k) => {
+    const p = params[k];
+    return p instanceof tf.Variable && p.trainable && method.specs[k] !== undefined;
+  });
   const kept: Record<string, tf.Scalar> = {};
-  const { value, grads } = tf.variableGrads(() => {
-    const terms = method.loss(params, batch, { seed });
-    for (const [k, t] of Object.entries(terms)) if (k !== 'total') kept[k] = tf.keep(t);
-    return terms.total;
-  }, vars);
-  const named: Record<string, tf.Tensor> = {};
-  for (const [vname, g] of Object.entries(grads)) named[nameOf.get(vname)!] = g;
+  const { value, grads: named } = namedGrads(
+    () => {
+      const terms = method.loss(params, batch, { seed });
+      for (const [k, t] of Object.entries(terms)) if (k !== 'total') kept[k] = tf.keep(t);
+      return terms.total;
+    },
+    params,
+    names,
+  );
   adamStep(params, specs, named, adam, adamCfg);
   const out: Record<string, number> = { total: value.dataSync()[0] };
   for (const [k, t] of Object.entries(kept)) out[k] = t.dataSync()[0];
-  tf.dispose([value, ...Object.values(grads), ...Object.values(kept)]);
+  tf.dispose([value, ...Object.values(named), ...Object.values(kept)]);
   return out;
 }
 

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -18,46 +18,22 @@ import {
 } from '../../src/data/finediving-annotations.ts';
 import { sampleIndices } from '../../src/data/frame-sampling.ts';
 import { McoreError } from '../../src/errors.ts';
+import {
+  buildFixture,
+  FIXTURE_KEYS,
+  FIXTURE_TEST_KEYS,
+  FIXTURE_TRAIN_KEYS,
+  frameJpeg,
+} from '../helpers/finediving-fixture.ts';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 const dataDir = path.resolve(repoRoot, '../shared/data/finediving');
 const hasData = existsSync(dataDir);
 if (!hasData) console.warn(`FineDiving dataset tests skipped: ${dataDir} is absent`);
 
-// Real keys: 3 train, 3 test, in split-file order (01/121 and 01/1 share the video folder '01').
-const TRAIN = ['FINADivingWorldCup2021_Men3m_final_r1/8', '03/12', '01/121'];
-const TEST = ['FINADivingWorldCup2021_Women3m_semifinal_r3/3', '07/11', '01/1'];
-const KEYS = [...TRAIN, ...TEST];
-
-/** A 64x36 frame whose red channel is frame % 256 and green floor(frame / 256) % 256 (flat colour). */
-async function frameJpeg(frame: number): Promise<Buffer> {
-  const w = 64;
-  const h = 36;
-  const data = Buffer.alloc(w * h * 3);
-  for (let p = 0; p < w * h; p++) {
-    data[3 * p] = frame % 256;
-    data[3 * p + 1] = Math.floor(frame / 256) % 256;
-    data[3 * p + 2] = 128;
-  }
-  return sharp(data, { raw: { width: w, height: h, channels: 3 } })
-    .jpeg({ quality: 95, chromaSubsampling: '4:4:4' })
-    .toBuffer();
-}
-
-/** Writes every annotated frame of `keys` at <root>/<video>/<instance>/<frame:05d>.jpg. */
-async function buildFixture(
-  root: string,
-  ann: FineDivingAnnotations,
-  keys: readonly string[],
-): Promise<void> {
-  for (const key of keys) {
-    const r = ann.records.get(key)!;
-    const dir = path.join(root, r.videoName, String(r.instance));
-    await mkdir(dir, { recursive: true });
-    for (let f = r.startFrame; f <= r.endFrame; f++)
-      await writeFile(path.join(dir, frameFileName(f)), await frameJpeg(f));
-  }
-}
+const TRAIN = FIXTURE_TRAIN_KEYS;
+const TEST = FIXTURE_TEST_KEYS;
+const KEYS = FIXTURE_KEYS;
 
 const tmpDirs: string[] = [];
 async function tmpDir(): Promise<string> {

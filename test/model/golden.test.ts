@@ -20,7 +20,7 @@ import { decoderForward } from '../../src/model/decoder.ts';
 import { gsm, gsmGate, gsmShift, gsmShuffle, gsmSpecs } from '../../src/model/gsm.ts';
 import { aqaLoss, contrastiveLoss, tasLoss, totalLoss } from '../../src/model/losses.ts';
 import { mcoreForward, mcoreSpecs } from '../../src/model/mcore.ts';
-import { disposeParams, type ParamSpecs, type Params } from '../../src/model/params.ts';
+import { disposeParams, namedGrads, type ParamSpecs, type Params } from '../../src/model/params.ts';
 import { backboneForward, backboneSpecs } from '../../src/model/regnet.ts';
 import { regressorForward } from '../../src/model/regressor.ts';
 import { decodeTransitions, segmenterForward } from '../../src/model/segmenter.ts';
@@ -178,12 +178,15 @@ describe('golden: head modules on given features (D 32, T 16, 2 pairs)', () => {
     const gt = ints(io.gt_transitions);
     const scores = [...f32(io.yq), ...f32(io.ye)];
     const features = tensor(io.features) as tf.Tensor3D;
-    const vars = Object.keys(specs).map((k) => params[k] as tf.Variable);
     const before = tf.memory().numTensors;
-    const { value, grads } = tf.variableGrads(() => {
-      const out = mcoreForward(params, cfg, { features }, { training: true, transitions: gt });
-      return totalLoss(out, { scores, transitions: gt }, LOSS).total;
-    }, vars);
+    const { value, grads } = namedGrads(
+      () => {
+        const out = mcoreForward(params, cfg, { features }, { training: true, transitions: gt });
+        return totalLoss(out, { scores, transitions: gt }, LOSS).total;
+      },
+      params,
+      Object.keys(specs),
+    );
     expectClose(value, io['loss.total'], 'L total (grad pass)');
     for (const name of Object.keys(specs)) expectGradClose(grads[name], io[`grad.${name}`], name, specs);
     expect(Object.keys(grads).length).toBe(Object.keys(specs).length);
@@ -274,12 +277,13 @@ describe('golden: end to end through RegNetY + GSM (widths 8-32, depths 1,1,2,1,
     const names = Object.keys(specs).filter((k) => specs[k].trainable);
     expect(names.filter((k) => k.includes('.gsm.conv3D.')).length).toBe(10); // 5 blocks x weight, bias
     const before = tf.memory().numTensors;
-    const { value, grads } = tf.variableGrads(
+    const { value, grads } = namedGrads(
       () => {
         const out = mcoreForward(params, cfg, { frames }, { training: true, transitions: gt });
         return totalLoss(out, { scores, transitions: gt }, LOSS).total;
       },
-      names.map((k) => params[k] as tf.Variable),
+      params,
+      names,
     );
     expectClose(value, io['loss.total'], 'L total (grad pass)');
     for (const name of names) expectGradClose(grads[name], io[`grad.${name}`], name, specs);

@@ -1,0 +1,99 @@
+/**
+ * `mcore features --dataset SPEC --backbone WEIGHTS.safetensors [--config FILE] [--set key=value ...]
+ *  [--cache DIR] [--backend wasm|cpu]`: computes (or completes, after an interrupted run) the per-frame
+ * backbone features of every clip of a dataset in the on-disk feature cache that head-only training
+ * (`mcore train --set train.mode=head-only --backbone FILE`) reads; prints the cache folder and how
+ * many clips were computed and how many reused. The cache folder defaults to `.cache/mcore/features`
+ * under the current directory (the default of `mcore train` too); the key covers the weights' bytes,
+ * the backbone config, model.frames, model.imageSize, the transform and the dataset spec
+ * (src/data/feature-cache.ts).
+ *
+ * @example
+ * mcore features --dataset finediving:root=FINADiving_MTL_256s,annotations=Annotations \
+ *   --backbone runs/e2e/ckpt-0010/weights.safetensors --set variant=mcore-regnety002
+ */
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { useBackend } from '../backend.ts';
+import { resolveConfig } from '../config.ts';
+import { sampleClips } from '../data/clips.ts';
+import { DEFAULT_FEATURE_CACHE, ensureFeatures } from '../data/feature-cache.ts';
+import { openDataset, runGeometry } from '../data/open.ts';
+import { McoreError } from '../errors.ts';
+import { type Bar, createBar } from './progress.ts';
+
+async function readConfigFile(file: string | undefined): Promise<unknown> {
+  if (!file) return {};
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    throw new McoreError('E_CONFIG', `--config ${file}: cannot read the file`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new McoreError('E_CONFIG', `--config ${file}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+export function register(program: Command): void {
+  program
+    .command('features')
+    .description('compute the backbone features of every clip once, into the cache head-only training reads')
+    .requiredOption(
+      '--dataset <spec>',
+      "'synthdive[:seed=N,clips=N,size=N]', 'finediving:root=DIR,annotations=DIR[,keys=K1|K2]' or a manifest (.json/.csv)",
+    )
+    .requiredOption(
+      '--backbone <file>',
+      'backbone weights (safetensors), e.g. RUN/ckpt-NNNN/weights.safetensors',
+    )
+    .option(
+      '--config <file>',
+      'JSON config (model.backbone, model.frames, model.imageSize, eval.batchVideos)',
+    )
+    .option('--set <key=value>', 'override one config field, e.g. model.frames=96 (repeatable)', collect, [])
+    .option('--cache <dir>', 'feature cache folder', DEFAULT_FEATURE_CACHE)
+    .option('--backend <name>', 'tfjs backend: wasm or cpu', 'wasm')
+    .action(
+      async (o: {
+        dataset: string;
+        backbone: string;
+        config?: string;
+        set: string[];
+        cache: string;
+        backend: string;
+      }) => {
+        await useBackend(o.backend === 'cpu' ? 'cpu' : 'wasm');
+        const config = resolveConfig(await readConfigFile(o.config), o.set);
+        const geometry = runGeometry(o.dataset, config.model.imageSize);
+        const dataset = await openDataset(o.dataset, { width: geometry.width, height: geometry.height });
+        const clips = sampleClips(dataset, config.model.frames);
+        let bar: Bar | undefined;
+        const r = await ensureFeatures({
+          datasetSpec: o.dataset,
+          dataset,
+          clips,
+          backboneWeights: o.backbone,
+          config,
+          cacheDir: o.cache,
+          transform: geometry.transform(false),
+          onProgress: (done, total) => {
+            bar ??= createBar('features', total);
+            bar.update(done);
+          },
+        });
+        bar?.done();
+        const { D, T } = r.header;
+        process.stdout.write(
+          `features of ${clips.length} clips (${T} x ${D} float32 each): computed ${r.computed}, reused ${r.reused}\n` +
+            `cache: ${r.dir}\n`,
+        );
+      },
+    );
+}

@@ -1,0 +1,204 @@
+/**
+ * Writing a scoring bundle (./bundle.ts) from trained parameters: the three ONNX graphs, and the
+ * exemplar bank, computed once by running every training clip through the bundle's own backbone and
+ * segmenter graphs in ONNX Runtime (so exemplars and queries are encoded by the same code).
+ * `exportRunBundle` does it for a run folder written by `mcore train`.
+ *
+ * @example
+ * const manifest = await exportRunBundle('runs/a', 'runs/a/bundle', { onProgress: console.error });
+ * // runs/a/bundle/{manifest.json, backbone.onnx, segmenter.onnx, scorer.onnx, exemplars.*}
+ */
+import path from 'node:path';
+import { sampleClips } from '../data/clips.ts';
+import { openDataset } from '../data/open.ts';
+import type { Frame } from '../data/types.ts';
+import { McoreError } from '../errors.ts';
+import type { ModelConfig } from '../model/config.ts';
+import { disposeParams, type Params } from '../model/params.ts';
+import { backboneSpecs } from '../model/regnet.ts';
+import { loadWeights } from '../model/weights.ts';
+import { exportBackbone, exportScorer, exportSegmenter } from '../onnx/export.ts';
+import { readCheckpointInfo } from '../train/checkpoint.ts';
+import { methodOf, type RunRecord } from '../train/run.ts';
+import {
+  type BundleGraphs,
+  type BundleManifest,
+  type BundleTransform,
+  type ExemplarRecord,
+  makeManifest,
+  writeBundle,
+} from './bundle.ts';
+import { createVideoEncoder, toModelInput } from './encode.ts';
+import { scorerWithTokenDeltas } from './scorer-graph.ts';
+
+/** A training clip for the exemplar bank. */
+export interface ExemplarClip {
+  key: string;
+  actionType: string;
+  score: number;
+}
+
+export type ExportEvent = { kind: 'graphs' } | { kind: 'exemplars'; done: number; total: number };
+
+export interface BundleExportOptions {
+  model: ModelConfig;
+  /** train.scoreScale of the run: score = y_e + scoreScale * delta. */
+  scoreScale: number;
+  stageNames: readonly string[];
+  /** Default: squareTransform(model.imageSize), the training transform of src/train/run.ts. */
+  transform?: BundleTransform;
+  source?: BundleManifest['source'];
+  /** The training clips that make up the exemplar bank. */
+  exemplars: readonly ExemplarClip[];
+  /** The T sampled frames of a clip, at the transform's resize size. */
+  loadFrames(key: string): Promise<Frame[]>;
+  /** Videos per backbone run while building the bank (default 4). */
+  batch?: number;
+  /** ONNX Runtime intra-op threads (default 2). */
+  threads?: number;
+  onProgress?: (e: ExportEvent) => void;
+}
+
+/** The bundle's graphs from parameters (backbone, segmenter and head parameters all present). */
+export function bundleGraphs(params: Params, model: ModelConfig): BundleGraphs {
+  return {
+    backbone: exportBackbone(params, model.backbone, { frames: model.frames }),
+    segmenter: exportSegmenter(params, model),
+    scorer: scorerWithTokenDeltas(exportScorer(params, model)),
+  };
+}
+
+/**
+ * Writes a complete bundle to `dir` from `params` (not disposed): graphs, the exemplar bank of
+ * `opts.exemplars` (each clip encoded once in ONNX Runtime), then the manifest. Returns the manifest.
+ */
+export async function exportBundle(
+  dir: string,
+  params: Params,
+  opts: BundleExportOptions,
+): Promise<BundleManifest> {
+  const manifest = makeManifest(opts.model, {
+    stageNames: opts.stageNames,
+    scoreScale: opts.scoreScale,
+    transform: opts.transform,
+    source: opts.source,
+  });
+  const graphs = bundleGraphs(params, opts.model);
+  opts.onProgress?.({ kind: 'graphs' });
+  const T = manifest.frames;
+  const S = manifest.transform.crop;
+  const perVideo = manifest.stages * manifest.tokensPerStage * manifest.featureDim;
+  const clips = opts.exemplars;
+  const batch = Math.max(1, opts.batch ?? 4);
+  const encoder = await createVideoEncoder(graphs, { ...manifest, crop: S }, { threads: opts.threads });
+  const tokens = new Float32Array(clips.length * perVideo);
+  const records: ExemplarRecord[] = [];
+  const load = async (from: number): Promise<Float32Array> => {
+    const chunk = clips.slice(from, from + batch);
+    const input = new Float32Array(chunk.length * T * 3 * S * S);
+    for (let j = 0; j < chunk.length; j++) {
+      const frames = await opts.loadFrames(chunk[j].key);
+      if (frames.length !== T) {
+        throw new McoreError(
+          'E_INPUT',
+          `exemplar '${chunk[j].key}': ${frames.length} frames, expected T = ${T}`,
+        );
+      }
+      toModelInput(frames, manifest.transform, input, j * T * 3 * S * S);
+    }
+    return input;
+  };
+  // The next batch's frames load while the current batch runs; a noop handler marks a failure of that
+  // load as handled until it is awaited (and rethrown) in its turn.
+  const prefetch = (from: number): Promise<Float32Array> | undefined => {
+    if (from >= clips.length) return undefined;
+    const p = load(from);
+    p.catch(() => undefined);
+    return p;
+  };
+  try {
+    let pending = prefetch(0);
+    for (let i = 0; i < clips.length; i += batch) {
+      const input = await pending!;
+      pending = prefetch(i + batch);
+      const V = Math.min(batch, clips.length - i);
+      const enc = await encoder.encode(input, V);
+      tokens.set(enc.tokens, i * perVideo);
+      for (let j = 0; j < V; j++) {
+        const c = clips[i + j];
+        records.push({
+          key: c.key,
+          actionType: c.actionType,
+          score: c.score,
+          transitions: enc.transitions[j],
+        });
+      }
+      opts.onProgress?.({ kind: 'exemplars', done: i + V, total: clips.length });
+    }
+  } finally {
+    await encoder.dispose();
+  }
+  await writeBundle(dir, { manifest, graphs, exemplars: { records, tokens } });
+  return manifest;
+}
+
+export interface RunExportOptions {
+  batch?: number;
+  threads?: number;
+  onProgress?: (e: ExportEvent) => void;
+}
+
+/**
+ * Exports the latest checkpoint of the run in `runDir` (written by `mcore train`) as a bundle in
+ * `outDir`: the run's model and scoreScale, its dataset's stage names, and an exemplar bank of every
+ * clip of the dataset's training split, sampled to T frames as training does. A head-only run takes its
+ * backbone from the weights it recorded. Needs a tfjs backend (weights are read through tfjs).
+ */
+export async function exportRunBundle(
+  runDir: string,
+  outDir: string,
+  opts: RunExportOptions = {},
+): Promise<BundleManifest> {
+  const info = await readCheckpointInfo<RunRecord>(runDir);
+  const record = info.config;
+  const cfg = record.config;
+  const method = methodOf(record);
+  const { params } = await loadWeights(path.join(runDir, info.folder, 'weights.safetensors'), method.specs);
+  try {
+    if (cfg.train.mode === 'head-only') {
+      if (!record.backboneWeights) {
+        throw new McoreError(
+          'E_CONFIG',
+          `${runDir}: a head-only run without recorded backbone weights cannot be exported`,
+        );
+      }
+      const backbone = await loadWeights(
+        record.backboneWeights,
+        backboneSpecs(cfg.model.backbone, 'backbone'),
+      );
+      Object.assign(params, backbone.params);
+    }
+    const S = cfg.model.imageSize;
+    const dataset = await openDataset(record.dataset, { width: S, height: S });
+    const clips = sampleClips(dataset, cfg.model.frames).filter((c) => c.info.split === 'train');
+    const byKey = new Map(clips.map((c) => [c.key, c]));
+    return await exportBundle(outDir, params, {
+      model: cfg.model,
+      scoreScale: cfg.train.scoreScale,
+      stageNames: dataset.stageNames,
+      source: { dataset: record.dataset, run: path.resolve(runDir), epoch: info.epoch },
+      exemplars: clips.map((c) => ({ key: c.key, actionType: c.actionType, score: c.score })),
+      loadFrames: async (key) => {
+        const clip = byKey.get(key)!;
+        const frames: Frame[] = [];
+        for (const i of clip.frames) frames.push(await dataset.loadFrame(key, i));
+        return frames;
+      },
+      batch: opts.batch,
+      threads: opts.threads,
+      onProgress: opts.onProgress,
+    });
+  } finally {
+    disposeParams(params);
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * The query of `score`: a video file or a folder of frames, sampled to T frames uniformly over the
+ * whole clip (numpy.linspace truncated, as training samples clips) and brought to the bundle's frame
+ * size. Only the sampled frames are ever held: ffmpeg drops the others before they reach us, and of a
+ * folder only the T sampled files are read. A clip shorter than T frames is sampled with repetition
+ * and says so in `warnings`. A truncated or damaged video is refused unless `allowDamaged`.
+ *
+ * @example
+ * const q = await readQueryInput('dive.mp4', { count: 96, width: 112, height: 112, fit: 'squeeze' });
+ * q.indices;   // [0, 1, 3, ...]: the source frame of each sampled frame
+ * q.fps;       // 25 (videos only)
+ */
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { sampleIndices } from '../data/frame-sampling.ts';
+import { type FitMode, listFrameFolder, readImage } from '../data/images.ts';
+import type { Frame } from '../data/types.ts';
+import { decodeFrames, probeVideo } from '../data/video.ts';
+import { McoreError } from '../errors.ts';
+
+export interface QueryInput {
+  kind: 'video' | 'frames';
+  /** Absolute path of the video file or frame folder. */
+  path: string;
+  /** The T sampled frames at the requested size. */
+  frames: Frame[];
+  /** Source frame (0-based position in the video or the folder's name order) of each sampled frame. */
+  indices: number[];
+  /** Frames in the source. */
+  sourceFrames: number;
+  /** Frames per second (videos only). */
+  fps?: number;
+  /** Repeated frames of a short clip, undecodable frames, truncated files. */
+  warnings: string[];
+}
+
+export interface QueryInputOptions {
+  /** Frames to sample, T. */
+  count: number;
+  width: number;
+  height: number;
+  fit: FitMode;
+  /** Score a truncated or damaged video from its readable frames (with warnings) instead of refusing it. */
+  allowDamaged?: boolean;
+}
+
+const IMAGE_FILE = /\.(jpe?g|png|bmp|gif|webp|tiff?)$/i;
+
+/** Runs `fn` over `items` with at most `limit` in flight; results in order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+async function readFolder(dir: string, o: QueryInputOptions): Promise<QueryInput> {
+  const files = await listFrameFolder(dir);
+  const n = files.length;
+  const indices = sampleIndices(0, n - 1, o.count);
+  const warnings: string[] = [];
+  if (n < o.count) {
+    warnings.push(`${dir}: only ${n} frames for ${o.count} samples; frames are repeated`);
+  }
+  const unique = [...new Set(indices)];
+  const read = await mapLimit(unique, 4, (i) =>
+    readImage(files[i], { width: o.width, height: o.height, fit: o.fit }),
+  );
+  const byIndex = new Map(unique.map((i, k) => [i, read[k]]));
+  return {
+    kind: 'frames',
+    path: dir,
+    frames: indices.map((i) => byIndex.get(i)!),
+    indices,
+    sourceFrames: n,
+    warnings,
+  };
+}
+
+/**
+ * Reads the query: a folder -> its JPEG/PNG frames in name order; a file -> a video through ffmpeg.
+ * Missing input, an image file, not a video, a corrupt, truncated or unreadable video (unless
+ * `allowDamaged`): McoreError('E_INPUT' or 'E_DATA_LAYOUT') in one line naming the path.
+ */
+export async function readQueryInput(input: string, o: QueryInputOptions): Promise<QueryInput> {
+  const abs = path.resolve(input);
+  let isDir: boolean;
+  try {
+    isDir = (await stat(abs)).isDirectory();
+  } catch {
+    throw new McoreError('E_INPUT', `${abs}: no such video file or frame folder`);
+  }
+  if (isDir) return readFolder(abs, o);
+  if (IMAGE_FILE.test(abs)) {
+    throw new McoreError(
+      'E_INPUT',
+      `${abs}: is a single image; give a video file or the folder holding the clip's frames`,
+    );
+  }
+  const info = await probeVideo(abs);
+  const damaged = (reason: string): McoreError =>
+    new McoreError(
+      'E_INPUT',
+      `${reason}; to score the readable part, pass --allow-damaged (option allowDamaged)`,
+    );
+  if (info.warnings.length > 0 && !o.allowDamaged) throw damaged(info.warnings[0]);
+  const clip = await decodeFrames(
+    abs,
+    { count: o.count, width: o.width, height: o.height, fit: o.fit },
+    info,
+  );
+  // Beyond the probe's warnings and the short-clip note, a warning means frames failed to decode.
+  const expected = info.warnings.length + (info.frameCount < o.count ? 1 : 0);
+  if (clip.warnings.length > expected && !o.allowDamaged)
+    throw damaged(clip.warnings[clip.warnings.length - 1]);
+  return {
+    kind: 'video',
+    path: abs,
+    frames: clip.frames,
+    indices: clip.indices,
+    sourceFrames: clip.info.frameCount,
+    fps: clip.info.fps,
+    warnings: clip.warnings,
+  };
+}
