@@ -12,34 +12,14 @@
  * mcore features --dataset finediving:root=FINADiving_MTL_256s,annotations=Annotations \
  *   --backbone runs/e2e/ckpt-0010/weights.safetensors --set variant=mcore-regnety002
  */
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { useBackend } from '../backend.ts';
 import { resolveConfig } from '../config.ts';
 import { sampleClips } from '../data/clips.ts';
 import { DEFAULT_FEATURE_CACHE, ensureFeatures } from '../data/feature-cache.ts';
 import { openDataset, runGeometry } from '../data/open.ts';
-import { McoreError } from '../errors.ts';
+import { collect, readConfigFile } from './options.ts';
 import { type Bar, createBar } from './progress.ts';
-
-async function readConfigFile(file: string | undefined): Promise<unknown> {
-  if (!file) return {};
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch {
-    throw new McoreError('E_CONFIG', `--config ${file}: cannot read the file`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new McoreError('E_CONFIG', `--config ${file}: not valid JSON (${(e as Error).message})`);
-  }
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
 
 export function register(program: Command): void {
   program

@@ -18,7 +18,7 @@ import { useBackend } from '../backend.ts';
 import { runConfigSchema } from '../config.ts';
 import { sampleClips } from '../data/clips.ts';
 import { openDataset } from '../data/open.ts';
-import { IMAGENET_MEAN, IMAGENET_STD } from '../data/transforms.ts';
+import { IMAGENET_MEAN, IMAGENET_STD, resizeNearest } from '../data/transforms.ts';
 import type { Frame } from '../data/types.ts';
 import { McoreError } from '../errors.ts';
 import { flattenStateDicts, readTorchCheckpoint } from '../io/torch.ts';
@@ -70,20 +70,6 @@ export async function resolveModel(value: string): Promise<ModelConfig> {
     throw new McoreError('E_CONFIG', `--model ${value}: invalid model config: ${issues.join('; ')}`);
   }
   return parsed.data as ModelConfig;
-}
-
-/** Nearest-neighbour resize of one frame (the reference squeezes frames with nearest sampling). */
-function resizeFrame(f: Frame, width: number, height: number): Frame {
-  if (f.width === width && f.height === height) return f;
-  const out = new Uint8Array(width * height * 3);
-  for (let y = 0; y < height; y++) {
-    const sy = Math.min(f.height - 1, Math.floor((y * f.height) / height));
-    for (let x = 0; x < width; x++) {
-      const si = (sy * f.width + Math.min(f.width - 1, Math.floor((x * f.width) / width))) * 3;
-      out.set(f.data.subarray(si, si + 3), (y * width + x) * 3);
-    }
-  }
-  return { width, height, data: out };
 }
 
 /** Counts of names by group (`EnhNet_model.enhance.*`, `*.num_batches_tracked`, ...), for the summary. */
@@ -205,7 +191,8 @@ export async function importCheckpoint(
       loadFrames: async (key) => {
         const clip = byKey.get(key) as (typeof clips)[number];
         const frames: Frame[] = [];
-        for (const i of clip.frames) frames.push(resizeFrame(await dataset.loadFrame(key, i), width, height));
+        for (const i of clip.frames)
+          frames.push(resizeNearest(await dataset.loadFrame(key, i), width, height));
         return frames;
       },
       batch: opts.batch,

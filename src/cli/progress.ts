@@ -42,7 +42,7 @@ export function createBar(
     },
     done(note) {
       if (tty) stream.write(`\r\x1b[2K${line(total, note)}\n`);
-      else if (last !== total) stream.write(`${line(total, note)}\n`);
+      else if (last !== total || note) stream.write(`${line(total, note)}\n`);
     },
   };
 }

@@ -2,33 +2,14 @@
  * `mcore train --dataset SPEC --out RUN [--config FILE] [--set key=value ...] [--resume] [--backbone FILE]`
  * `mcore eval --run RUN [--exemplars N] [--dn | --no-dn] [--json]`
  */
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { useBackend } from '../backend.ts';
 import { resolveConfig } from '../config.ts';
 import { McoreError } from '../errors.ts';
 import { evalRun, type RunRecord, trainRun } from '../train/run.ts';
 import { metricsTable } from './format.ts';
+import { collect, readConfigFile } from './options.ts';
 import { type Bar, createBar } from './progress.ts';
-
-async function readConfigFile(file: string | undefined): Promise<unknown> {
-  if (!file) return {};
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch {
-    throw new McoreError('E_CONFIG', `--config ${file}: cannot read the file`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new McoreError('E_CONFIG', `--config ${file}: not valid JSON (${(e as Error).message})`);
-  }
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
 
 export function register(program: Command): void {
   program

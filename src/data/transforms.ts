@@ -31,7 +31,8 @@ export function referenceTransform(size: number, train: boolean): ClipTransform 
   };
 }
 
-function resizeNearest(f: Frame, width: number, height: number): Frame {
+/** Nearest-neighbour resize (the reference squeezes frames with nearest sampling). */
+export function resizeNearest(f: Frame, width: number, height: number): Frame {
   if (f.width === width && f.height === height) return f;
   const out = new Uint8Array(width * height * 3);
   for (let y = 0; y < height; y++) {

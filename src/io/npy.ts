@@ -11,9 +11,9 @@
  * const { data, shape, dtype } = await readNpy('pred.npy'); // Float64Array(749), [749], 'float64'
  * await writeNpy('out.npy', new Float32Array([1, 2, 3, 4]), [2, 2]);
  */
-import { randomBytes } from 'node:crypto';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { McoreError } from '../errors.ts';
+import { writeFileAtomic } from './atomic.ts';
 
 export type NpDtype =
   | 'bool'
@@ -405,12 +405,9 @@ export async function writeNpy(
   shape: readonly number[],
 ): Promise<void> {
   const bytes = encodeNpy(data, shape);
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, path);
+    await writeFileAtomic(path, bytes);
   } catch (err) {
-    await rm(tmp, { force: true });
     throw new McoreError('E_INPUT', `${path}: cannot write .npy file (${(err as Error).message})`);
   }
 }

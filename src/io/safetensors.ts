@@ -14,9 +14,9 @@
  * await writeSafetensors('w.safetensors', { 'fc.weight': { dtype: 'F32', shape: [2], data: new Float32Array([1, 2]) } });
  * const { tensors } = await readSafetensors('w.safetensors'); // tensors['fc.weight'].data -> Float32Array [1, 2]
  */
-import { randomBytes } from 'node:crypto';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { McoreError } from '../errors.ts';
+import { writeFileAtomic } from './atomic.ts';
 
 export type SafeDtype = 'F32' | 'F64' | 'I64' | 'F16' | 'BF16' | 'I32';
 
@@ -205,12 +205,9 @@ export async function writeSafetensors(
   metadata: Record<string, string> = {},
 ): Promise<void> {
   const bytes = encodeSafetensors(tensors, metadata, path);
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, path);
+    await writeFileAtomic(path, bytes);
   } catch (err) {
-    await rm(tmp, { force: true });
     throw new McoreError('E_WEIGHTS', `${path}: could not write (${(err as Error).message})`);
   }
 }

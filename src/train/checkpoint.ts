@@ -5,10 +5,11 @@
  * `RUN/checkpoint.json` atomically (write + rename): it names the folder, the epoch, the run config,
  * the history and the mcore version. A crash at any point leaves the previous checkpoint intact.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { McoreError } from '../errors.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
 import { readSafetensors, type SafeTensor, writeSafetensors } from '../io/safetensors.ts';
 import type { ParamSpecs, Params } from '../model/params.ts';
 import { loadWeights, saveWeights } from '../model/weights.ts';
@@ -24,12 +25,7 @@ export interface CheckpointInfo<C = unknown> {
   config: C;
 }
 
-/** Writes `text` to `file` atomically (temporary file in the same folder, then rename). */
-export async function writeFileAtomic(file: string, text: string | Uint8Array): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, text);
-  await rename(tmp, file);
-}
+export { writeFileAtomic };
 
 export async function saveCheckpoint<C>(
   runDir: string,

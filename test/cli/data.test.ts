@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -10,8 +9,8 @@ import {
   type FineDivingAnnotations,
   loadFineDivingAnnotations,
 } from '../../src/data/finediving-annotations.ts';
+import { mcore, repoRoot } from '../helpers/cli.ts';
 
-const repoRoot = path.resolve(import.meta.dirname, '../..');
 const annDir = path.resolve(repoRoot, '../shared/data/finediving');
 const hasData = existsSync(annDir);
 if (!hasData) console.warn(`mcore data check tests skipped: ${annDir} is absent`);
@@ -25,22 +24,6 @@ const KEYS = [
   '07/11',
   '01/1',
 ];
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `node bin/mcore.js ...args` in the repository root. */
-function mcore(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['bin/mcore.js', ...args], { cwd: repoRoot }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 /** A 64x36 horizontal gradient whose blue channel is frame % 256. */
 async function frameJpeg(frame: number): Promise<Buffer> {

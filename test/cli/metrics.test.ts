@@ -1,31 +1,14 @@
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeNpy } from '../../src/io/npy.ts';
+import { mcore, repoRoot } from '../helpers/cli.ts';
 
-const repoRoot = path.resolve(import.meta.dirname, '../..');
 const official = path.resolve(repoRoot, '../shared/data/mcore-official');
 const predNpy = path.join(official, 'pred.npy');
 const trueNpy = path.join(official, 'true.npy');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `node bin/mcore.js ...args` in the repository root. */
-function mcore(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['bin/mcore.js', ...args], { cwd: repoRoot }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 let dir: string;
 const file = (name: string) => path.join(dir, name);

@@ -1,0 +1,24 @@
+/** Option parsing shared by the commands that take a run configuration (`train`, `features`). */
+import { readFile } from 'node:fs/promises';
+import { McoreError } from '../errors.ts';
+
+/** Reads a JSON config file (`--config`); none -> {}. */
+export async function readConfigFile(file: string | undefined): Promise<unknown> {
+  if (!file) return {};
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    throw new McoreError('E_CONFIG', `--config ${file}: cannot read the file`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new McoreError('E_CONFIG', `--config ${file}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** Commander collector for a repeatable option (`--set a=1 --set b=2`). */
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
