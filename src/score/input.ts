@@ -42,6 +42,11 @@ export interface QueryInputOptions {
   fit: FitMode;
   /** Score a truncated or damaged video from its readable frames (with warnings) instead of refusing it. */
   allowDamaged?: boolean;
+  /**
+   * Videos only: skip the decoder's deblocking filter (about 20% faster decoding, slightly different
+   * pixels; see DecodeOptions.fastDecode). Default false.
+   */
+  fastDecode?: boolean;
 }
 
 const IMAGE_FILE = /\.(jpe?g|png|bmp|gif|webp|tiff?)$/i;
@@ -112,7 +117,7 @@ export async function readQueryInput(input: string, o: QueryInputOptions): Promi
   if (info.warnings.length > 0 && !o.allowDamaged) throw damaged(info.warnings[0]);
   const clip = await decodeFrames(
     abs,
-    { count: o.count, width: o.width, height: o.height, fit: o.fit },
+    { count: o.count, width: o.width, height: o.height, fit: o.fit, fastDecode: o.fastDecode },
     info,
   );
   // Beyond the probe's warnings and the short-clip note, a warning means frames failed to decode.

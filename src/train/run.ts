@@ -141,6 +141,7 @@ export async function trainRun(record: RunRecord, opts: TrainRunOptions): Promis
       beta2: 0.999,
       eps: 1e-8,
     },
+    schedule: cfg.train.schedule,
     state,
     signal: opts.signal,
     onProgress: opts.onProgress,

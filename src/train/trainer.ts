@@ -61,6 +61,11 @@ export interface TrainOptions {
   /** Exemplars of the same action type ("with dive number"). */
   dn: boolean;
   adam: AdamConfig;
+  /**
+   * Learning-rate schedule over epochs: 'constant' (the reference) or 'cosine' (lr x (1 + cos(pi e / E)) / 2
+   * at epoch e of E, per epoch, so a resumed run follows the same curve).
+   */
+  schedule?: 'constant' | 'cosine';
   /** State to continue from (a loaded checkpoint); a fresh run starts at epoch 0. */
   state?: TrainState;
   /** Called after every epoch with the state to persist (the checkpoint writer). */
@@ -69,6 +74,11 @@ export interface TrainOptions {
   evaluate?: (params: Params, epoch: number) => Promise<Record<string, number>>;
   onProgress?: (e: TrainEvent) => void;
   signal?: AbortSignal;
+}
+
+/** The learning-rate multiplier of epoch `epoch` (0-based) of `epochs`. */
+export function lrFactor(schedule: 'constant' | 'cosine', epoch: number, epochs: number): number {
+  return schedule === 'cosine' ? (1 + Math.cos((Math.PI * epoch) / epochs)) / 2 : 1;
 }
 
 /** Deterministic per-epoch generator: the data order of epoch e depends only on (seed, e). */
@@ -138,6 +148,10 @@ export async function train(
     const rng = epochRng(opts.seed, epoch);
     const batches = epochBatches(source.clips, index, { batchPairs: opts.batchPairs, dn: opts.dn, rng });
     const sums: Record<string, number> = {};
+    const adamCfg = {
+      ...opts.adam,
+      lr: opts.adam.lr * lrFactor(opts.schedule ?? 'constant', epoch, opts.epochs),
+    };
     for (let s = 0; s < batches.length; s++) {
       if (opts.signal?.aborted) throw opts.signal.reason ?? new Error('training aborted');
       const { queries, exemplars } = batches[s];
@@ -155,7 +169,7 @@ export async function train(
         method.specs,
         batch,
         state.adam,
-        opts.adam,
+        adamCfg,
         opts.seed * 7 + epoch * 100003 + s,
       );
       input.dispose();

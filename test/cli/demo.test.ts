@@ -1,0 +1,37 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { mcore } from '../helpers/cli.ts';
+
+describe('mcore demo --quick', () => {
+  it('trains every method, writes results.json, the report and a bundle, and repeats itself exactly', async () => {
+    const base = await mkdtemp(path.join(os.tmpdir(), 'mcore-demo-'));
+    const runs = [];
+    for (const name of ['a', 'b']) {
+      const out = path.join(base, name);
+      const r = await mcore('demo', '--quick', '--seed', '3', '--out', out);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/method\s+SRCC\s+R-l2 x100\s+AIoU@0.5\s+AIoU@0.75/);
+      runs.push(JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8')));
+      expect(existsSync(path.join(out, 'report.html'))).toBe(true);
+      expect(existsSync(path.join(out, 'bundle', 'manifest.json'))).toBe(true);
+    }
+    const [a, b] = runs;
+    expect(Object.keys(a.methods)).toEqual([
+      'mcore',
+      'mcore-no-cont',
+      'mcore-head',
+      'mcore-equal-stages',
+      'core',
+      'regression',
+    ]);
+    for (const m of Object.values(a.methods) as { srcc: number; rl2: number }[]) {
+      expect(Number.isFinite(m.srcc)).toBe(true);
+      expect(m.rl2).toBeGreaterThan(0);
+    }
+    expect(a.seed).toBe(3);
+    expect(b.methods).toEqual(a.methods);
+  });
+});
