@@ -98,8 +98,8 @@ export function demoSettings(seed: number, quick: boolean): DemoSettings {
 export const PRETRAIN_RECORD: RunRecord = {
   dataset: 'synthdive:seed=1000,clips=1800,size=32',
   config: {
-    ...demoConfig(1000, 12),
-    train: { ...demoConfig(1000, 12).train, backboneLrScale: 1, schedule: 'constant' },
+    ...demoConfig(1000, 36),
+    train: { ...demoConfig(1000, 36).train, backboneLrScale: 1, schedule: 'constant' },
   },
 };
 

@@ -5,7 +5,7 @@
 import { appendFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
-import type { RunConfig } from '../config.ts';
+import { type RunConfig, resolveConfig } from '../config.ts';
 import { featureSource, frameSource, type SampledClip, sampleClips } from '../data/clips.ts';
 import { DEFAULT_FEATURE_CACHE, ensureFeatures } from '../data/feature-cache.ts';
 import { openDataset, runGeometry } from '../data/open.ts';
@@ -112,7 +112,13 @@ export async function trainRun(record: RunRecord, opts: TrainRunOptions): Promis
   let state: TrainState | undefined;
   if (opts.resume) {
     const info = await readCheckpointInfo<RunRecord>(opts.out);
-    if (JSON.stringify(info.config) !== JSON.stringify(record)) {
+    // Resuming may extend a run (more epochs) and change evaluation settings; everything that shapes
+    // training must be what the run was started with.
+    const sameRun = (r: RunRecord) =>
+      JSON.stringify({ ...r, config: { ...r.config, train: { ...r.config.train, epochs: 0 }, eval: null } });
+    // A run written before a config field existed gets that field's default.
+    const stored = { ...info.config, config: resolveConfig(info.config.config) };
+    if (sameRun(stored) !== sameRun(record)) {
       throw new McoreError(
         'E_CONFIG',
         `${opts.out}: --resume with a different dataset or config than the run was started with; drop the new options or use a new --out`,
