@@ -20,7 +20,9 @@ export function register(program: Command): void {
     .option('--config <file>', 'JSON config (every field has a default)')
     .option('--set <key=value>', 'override one config field, e.g. train.epochs=5 (repeatable)', collect, [])
     .option('--backbone <file>', 'backbone weights (safetensors) for train.mode=head-only')
-    .option('--resume', 'continue the run in --out exactly where its last checkpoint ended')
+    .option('--cache <dir>', 'feature cache of head-only training (default .cache/mcore/features)')
+    .option('--cache <dir>', 'feature cache of head-only training (default .cache/mcore/features)')
+    .option('--resume', 'continue the run in --out exactly where its last checkpoint ended (may add epochs)')
     .option('--backend <name>', 'tfjs backend: wasm or cpu', 'wasm')
     .action(
       async (o: {
@@ -30,6 +32,7 @@ export function register(program: Command): void {
         set: string[];
         backbone?: string;
         resume?: boolean;
+        cache?: string;
         backend: string;
       }) => {
         await useBackend(o.backend === 'cpu' ? 'cpu' : 'wasm');
@@ -43,8 +46,16 @@ export function register(program: Command): void {
         const state = await trainRun(record, {
           out: o.out,
           resume: Boolean(o.resume),
+          featureCache: o.cache,
           onProgress: (e) => {
-            if (e.kind === 'step') {
+            if (e.kind === 'features') {
+              bar ??= createBar('features', e.total);
+              bar.update(e.done);
+              if (e.done === e.total) {
+                bar.done();
+                bar = undefined;
+              }
+            } else if (e.kind === 'step') {
               bar ??= createBar(`epoch ${e.epoch + 1}/${config.train.epochs}`, e.steps);
               bar.update(e.step, `loss ${e.loss.toFixed(3)}`);
             } else if (e.kind === 'epoch') {
