@@ -21,7 +21,6 @@ export function register(program: Command): void {
     .option('--set <key=value>', 'override one config field, e.g. train.epochs=5 (repeatable)', collect, [])
     .option('--backbone <file>', 'backbone weights (safetensors) for train.mode=head-only')
     .option('--cache <dir>', 'feature cache of head-only training (default .cache/mcore/features)')
-    .option('--cache <dir>', 'feature cache of head-only training (default .cache/mcore/features)')
     .option('--resume', 'continue the run in --out exactly where its last checkpoint ended (may add epochs)')
     .option('--backend <name>', 'tfjs backend: wasm or cpu', 'wasm')
     .action(
