@@ -15,7 +15,10 @@ export function register(program: Command): void {
   program
     .command('train')
     .description('train MCoRe on a dataset; one checkpoint per epoch in --out')
-    .requiredOption('--dataset <spec>', "'synthdive[:seed=N,clips=N,size=N]' or a manifest (.json/.csv)")
+    .requiredOption(
+      '--dataset <spec>',
+      "'synthdive[:seed=N,clips=N,size=N]', 'finediving:root=DIR,annotations=DIR' or a manifest (.json/.csv)",
+    )
     .requiredOption('--out <dir>', 'run folder (checkpoints, log.jsonl)')
     .option('--config <file>', 'JSON config (every field has a default)')
     .option('--set <key=value>', 'override one config field, e.g. train.epochs=5 (repeatable)', collect, [])
