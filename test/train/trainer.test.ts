@@ -66,6 +66,10 @@ describe('trainRun', () => {
     expect(await weightsOf(c)).toEqual(wa);
     const log = (await readFile(path.join(c, 'log.jsonl'), 'utf8')).trim().split('\n');
     expect(log.map((l) => JSON.parse(l).epoch)).toEqual([0, 1, 2]);
+    // Extending a finished run by one epoch continues from its last checkpoint.
+    const more = { ...rec, config: { ...rec.config, train: { ...rec.config.train, epochs: 4 } } };
+    expect((await trainRun(more, { out: c, resume: true })).epoch).toBe(4);
+    expect((await readCheckpointInfo(c)).epoch).toBe(4);
     await expect(
       trainRun({ ...rec, dataset: 'synthdive:seed=6,clips=24,size=32' }, { out: c, resume: true }),
     ).rejects.toThrow(/different dataset or config/);
