@@ -35,6 +35,11 @@ export const lossSchema = z.strictObject({
   contrastive: z.enum(['token', 'stage', 'none']).default('token'),
   tasWeights: z.array(z.number().nonnegative()).default([1, 2]),
   contWeight: z.number().nonnegative().default(10),
+  /**
+   * Weight of L_aqa (reference: 1 on raw scores). With train.scoreScale = s, aqaWeight = s^2 keeps the
+   * reference's balance between the losses in the backbone's gradient.
+   */
+  aqaWeight: z.number().positive().default(1),
   /** Temperature; default 0.5 for 'token', 0.1 for 'stage'. */
   tau: z.number().positive().optional(),
 });

@@ -8,12 +8,13 @@
  * frame before scaling, so only the sampled frames cross the pipe and are kept in memory. A clip in a
  * long untrimmed video costs one decode up to its end; `VideoClipCache` then serves it from disk.
  *
- * Speed: decoding the full-size frames is nearly all of the cost (a 5 s 720p H.264 clip: about 0.37 s
- * of CPU to decode, 0.04 s more to bring 96 frames to 112 x 112 with bicubic). Frames are brought to
- * the output size in one swscale pass that also converts YUV to RGB (the conversion runs on the small
- * frame), with the area-averaging scaler: it filters out aliasing as bicubic does (mean |difference|
- * 0.34 of 255 from bicubic, same distance as bicubic from sharp's resize) at about a third of its cost.
- * `fastDecode` also skips the decoder's deblocking filter (about 20% less decoding; pixels differ).
+ * Speed: decoding the full-size frames is nearly all of the cost (a 5 s 720p H.264 clip: about
+ * 0.37 s of CPU to decode, 0.02-0.04 s more to bring 96 frames to 112 x 112 with bicubic). Frames are
+ * brought to the output size in one swscale pass that also converts YUV to RGB (the conversion runs on
+ * the small frame), with the area-averaging scaler: it filters out aliasing as bicubic does (mean
+ * |difference| 0.34 of 255 from bicubic, the same distance as bicubic from sharp's resize) at about a
+ * third of its cost. `fastDecode` also skips the decoder's deblocking filter (about 20% less decoding;
+ * pixels differ).
  *
  * Example:
  *   const info = await probeVideo('clip.mp4');            // { frameCount: 75, fps: 25, width: 320, ... }

@@ -196,7 +196,9 @@ export function totalLoss(out: LossInputs, targets: LossTargets, cfg: LossConfig
     );
   }
   return tf.tidy(() => {
-    const aqa = aqaLoss(out.deltaQE, out.deltaEQ, targets.scores.slice(0, B), targets.scores.slice(B));
+    const raw = aqaLoss(out.deltaQE, out.deltaEQ, targets.scores.slice(0, B), targets.scores.slice(B));
+    const aqa =
+      cfg.aqaWeight === undefined || cfg.aqaWeight === 1 ? raw : (tf.mul(raw, cfg.aqaWeight) as tf.Scalar);
     const tas = tasLoss(out.logits, targets.transitions, cfg.tasWeights);
     const cont =
       cfg.contrastive === 'none'

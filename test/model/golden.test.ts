@@ -28,7 +28,7 @@ import { stagePool } from '../../src/model/stage-pool.ts';
 import { loadWeights, toTorchLayout } from '../../src/model/weights.ts';
 
 const GOLDEN = path.join(import.meta.dirname, '..', 'fixtures', 'golden');
-const LOSS: LossConfig = { contrastive: 'token', tasWeights: [1, 2], contWeight: 10 };
+const LOSS: LossConfig = { contrastive: 'token', tasWeights: [1, 2], contWeight: 10, aqaWeight: 1 };
 
 interface Fixture {
   cfg: ModelConfig;

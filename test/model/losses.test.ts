@@ -222,7 +222,12 @@ describe('totalLoss', () => {
         [2, 3],
       ],
     };
-    const terms = totalLoss(out, targets, { contrastive: 'token', tasWeights: [1, 2], contWeight: 10 });
+    const terms = totalLoss(out, targets, {
+      contrastive: 'token',
+      tasWeights: [1, 2],
+      contWeight: 10,
+      aqaWeight: 1,
+    });
     const aqa = value(aqaLoss(out.deltaQE, out.deltaEQ, [70], [71]));
     const tas = value(tasLoss(out.logits, targets.transitions));
     const cont = value(contrastiveLoss(out.tokens, 'token', { stages: 3 }));
@@ -231,12 +236,26 @@ describe('totalLoss', () => {
     expect(value(terms.tas)).toBeCloseTo(tas, 5);
     expect(value(terms.cont)).toBeCloseTo(cont, 5);
     expect(value(terms.total)).toBeCloseTo(aqa + tas + cont, 4);
-    const none = totalLoss(out, targets, { contrastive: 'none', tasWeights: [1, 2], contWeight: 10 });
+    const none = totalLoss(out, targets, {
+      contrastive: 'none',
+      tasWeights: [1, 2],
+      contWeight: 10,
+      aqaWeight: 1,
+    });
     expect(value(none.cont)).toBe(0);
     expect(value(none.total)).toBeCloseTo(aqa + tas, 4);
+    const weighted = totalLoss(out, targets, {
+      contrastive: 'none',
+      tasWeights: [1, 2],
+      contWeight: 10,
+      aqaWeight: 2.5,
+    });
+    expect(value(weighted.aqa)).toBeCloseTo(2.5 * aqa, 3);
+    expect(value(weighted.total)).toBeCloseTo(2.5 * aqa + tas, 3);
     const stage = totalLoss(out, targets, {
       contrastive: 'stage',
       tasWeights: [1, 2],
+      aqaWeight: 1,
       contWeight: 3,
       tau: 0.7,
     });
