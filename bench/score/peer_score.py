@@ -95,7 +95,7 @@ def decode(ffmpeg, video, indices, size):
     """The sampled frames of `video` as (T, 3, size, size) float32, ImageNet-normalised (as src/data/video.ts)."""
     unique = sorted(set(indices))
     cmd = [ffmpeg, '-hide_banner', '-nostdin', '-nostats', '-loglevel', 'error', '-i', video,
-           '-map', '0:v:0', '-an', '-sn', '-dn', '-vf', f"select='{select_expression(unique)}',scale={size}:{size}",
+           '-map', '0:v:0', '-an', '-sn', '-dn', '-vf', f"select='{select_expression(unique)}',scale={size}:{size}:flags=area",
            '-vsync', 'passthrough', '-frames:v', str(len(unique)), '-pix_fmt', 'rgb24', '-f', 'rawvideo', 'pipe:1']
     raw = subprocess.run(cmd, check=True, capture_output=True).stdout
     frames = np.frombuffer(raw, dtype=np.uint8).reshape(len(unique), size, size, 3)
