@@ -81,7 +81,7 @@ function demoConfig(seed: number, epochs: number): RunConfig {
 
 /** The demo's defaults, tuned to finish in <= 10 minutes (quick: <= 2) on 2 CPU cores. */
 export function demoSettings(seed: number, quick: boolean): DemoSettings {
-  const e2eEpochs = quick ? 1 : 12;
+  const e2eEpochs = quick ? 1 : 16;
   return {
     clips: quick ? 144 : 600,
     size: 32,
@@ -98,8 +98,8 @@ export function demoSettings(seed: number, quick: boolean): DemoSettings {
 export const PRETRAIN_RECORD: RunRecord = {
   dataset: 'synthdive:seed=1000,clips=1800,size=32',
   config: {
-    ...demoConfig(1000, 36),
-    train: { ...demoConfig(1000, 36).train, backboneLrScale: 1, schedule: 'constant' },
+    ...demoConfig(1000, 80),
+    train: { ...demoConfig(1000, 80).train, backboneLrScale: 1, schedule: 'constant' },
   },
 };
 
