@@ -31,7 +31,7 @@ import { exportBundle } from './score/export.ts';
 import { writeFileAtomic } from './train/checkpoint.ts';
 import { extractFeatures } from './train/features.ts';
 import type { Method } from './train/method.ts';
-import type { RunRecord } from './train/run.ts';
+import { type RunRecord, trainOptionsOf } from './train/run.ts';
 import { type EpochRecord, type TrainEvent, train } from './train/trainer.ts';
 
 /** The shipped pretrained backbone of the demo (scripts/pretrain-backbone.ts writes it). */
@@ -128,18 +128,8 @@ async function trainAndEvaluate(
 ): Promise<{ result: EvalResult; history: EpochRecord[]; seconds: number }> {
   const t0 = performance.now();
   const state = await train(method, params, source, {
+    ...trainOptionsOf(cfg),
     epochs,
-    batchPairs: cfg.train.batchPairs,
-    seed: cfg.train.seed,
-    dn: cfg.train.dn,
-    schedule: cfg.train.schedule,
-    adam: {
-      lr: cfg.train.lr,
-      backboneLrScale: cfg.train.backboneLrScale,
-      beta1: 0.9,
-      beta2: 0.999,
-      eps: 1e-8,
-    },
     onProgress: (event) => onProgress?.({ kind: 'train', method: method.name, event }),
   });
   for (const t of [...Object.values(state.adam.m), ...Object.values(state.adam.v)]) t.dispose();

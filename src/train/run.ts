@@ -18,7 +18,7 @@ import { initParams, type Params } from '../model/params.ts';
 import { createRng } from '../rng.ts';
 import { loadCheckpoint, readCheckpointInfo, saveCheckpoint, writeFileAtomic } from './checkpoint.ts';
 import type { Method } from './method.ts';
-import { type ClipSource, type TrainEvent, type TrainState, train } from './trainer.ts';
+import { type ClipSource, type TrainEvent, type TrainOptions, type TrainState, train } from './trainer.ts';
 
 /** What a run records besides the weights: enough to rebuild model and data. */
 export interface RunRecord {
@@ -95,6 +95,21 @@ export async function openRunData(record: RunRecord, opts: OpenRunDataOptions = 
   };
 }
 
+/** The trainer's options as a run config sets them (Adam betas and eps as PyTorch's defaults). */
+export function trainOptionsOf(
+  cfg: RunConfig,
+): Pick<TrainOptions, 'epochs' | 'batchPairs' | 'seed' | 'dn' | 'schedule' | 'adam'> {
+  const t = cfg.train;
+  return {
+    epochs: t.epochs,
+    batchPairs: t.batchPairs,
+    seed: t.seed,
+    dn: t.dn,
+    schedule: t.schedule,
+    adam: { lr: t.lr, backboneLrScale: t.backboneLrScale, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+  };
+}
+
 export interface TrainRunOptions {
   out: string;
   resume: boolean;
@@ -136,18 +151,7 @@ export async function trainRun(record: RunRecord, opts: TrainRunOptions): Promis
   const cfg = record.config;
   const log = path.join(opts.out, 'log.jsonl');
   return train(method, params, data.source, {
-    epochs: cfg.train.epochs,
-    batchPairs: cfg.train.batchPairs,
-    seed: cfg.train.seed,
-    dn: cfg.train.dn,
-    adam: {
-      lr: cfg.train.lr,
-      backboneLrScale: cfg.train.backboneLrScale,
-      beta1: 0.9,
-      beta2: 0.999,
-      eps: 1e-8,
-    },
-    schedule: cfg.train.schedule,
+    ...trainOptionsOf(cfg),
     state,
     signal: opts.signal,
     onProgress: opts.onProgress,
