@@ -12,6 +12,7 @@
  */
 import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { type ExportProgress, exportFrameFolders, exportMp4 } from '../data/export.ts';
 import {
   type FineDivingDataset,
   LAYOUT_PROBLEM_KINDS,
@@ -19,8 +20,9 @@ import {
   openFineDiving,
   validateFineDivingLayout,
 } from '../data/finediving.ts';
+import { openDataset } from '../data/open.ts';
 import { McoreError } from '../errors.ts';
-import { createBar } from './progress.ts';
+import { type Bar, createBar } from './progress.ts';
 
 export interface Distribution {
   n: number;
@@ -258,7 +260,37 @@ function exitWith(code: number): void {
 }
 
 export function register(program: Command): void {
-  const data = program.command('data').description('inspect datasets on disk');
+  const data = program.command('data').description('inspect and export datasets');
+  data
+    .command('export')
+    .description('write a dataset to disk: JPEG frame folders in FineDiving layout (+ manifest), or MP4s')
+    .argument('<dataset>', "'synthdive[:seed=N,clips=N,size=N]' or another dataset spec")
+    .requiredOption('--out <dir>', 'output folder')
+    .option('--mp4', 'one MP4 per clip (25 fps) instead of JPEG frame folders')
+    .option('--keys <list>', 'only these clips, comma-separated keys')
+    .option('--split <split>', 'only the train or the test split')
+    .action(async (spec: string, o: { out: string; mp4?: boolean; keys?: string; split?: string }) => {
+      if (o.split !== undefined && o.split !== 'train' && o.split !== 'test') {
+        throw new McoreError('E_INPUT', `--split must be train or test, got '${o.split}'`);
+      }
+      const size = 64;
+      const dataset = await openDataset(spec, { width: size, height: size });
+      const keys =
+        o.keys?.split(',').filter((k) => k.length > 0) ??
+        (o.split ? dataset.clips.filter((c) => c.split === o.split).map((c) => c.key) : undefined);
+      let bar: Bar | undefined;
+      const onProgress = (p: ExportProgress) => {
+        bar ??= createBar('exporting', p.total);
+        bar.update(p.done);
+      };
+      const result = o.mp4
+        ? await exportMp4(dataset, o.out, { keys, onProgress })
+        : await exportFrameFolders(dataset, o.out, { keys, onProgress });
+      bar?.done();
+      process.stdout.write(
+        `wrote ${result.clips} clips (${result.frames} frames); manifest ${result.manifestPath}\n`,
+      );
+    });
   data
     .command('check')
     .description('summarise a dataset and list every layout problem (exit 1 when there are any)')
