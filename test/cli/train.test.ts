@@ -1,4 +1,4 @@
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -19,6 +19,7 @@ describe('mcore train / eval / demo arguments', () => {
       [['eval', '--run', '/tmp', '--exemplars', '0'], /--exemplars must be a positive integer/],
       [['demo', '--seed', '-1'], /--seed must be a non-negative integer/],
       [['frobnicate'], /unknown command 'frobnicate'/],
+      [['data', 'export', 'synthdive', '--out', '/tmp/x', '--split', 'val'], /--split must be train or test/],
     ];
     for (const [args, message] of cases) {
       const r = await mcore(...args);
@@ -42,5 +43,23 @@ describe('mcore train / eval / demo arguments', () => {
     const metrics = JSON.parse(e.stdout.trim().split('\n').pop()!);
     expect(Object.keys(metrics).sort()).toEqual(['aiou50', 'aiou75', 'mse', 'rl2', 'srcc']);
     expect(metrics.rl2).toBeGreaterThan(0);
+  });
+
+  it('exports SynthDive clips as frame folders with a manifest the loaders read back', async () => {
+    const out = await mkdtemp(path.join(os.tmpdir(), 'mcore-cli-export-'));
+    const r = await mcore(
+      'data',
+      'export',
+      'synthdive:seed=4,clips=20,size=32',
+      '--out',
+      out,
+      '--keys',
+      'synthdive-0001,synthdive-0002',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/wrote 2 clips/);
+    const manifest = JSON.parse(await readFile(path.join(out, 'manifest.json'), 'utf8'));
+    const clips = Array.isArray(manifest) ? manifest : manifest.clips;
+    expect(clips).toHaveLength(2);
   });
 });
