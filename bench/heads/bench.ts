@@ -15,7 +15,9 @@ import { createRng } from '../../src/rng.ts';
 import { createAdamState, DEFAULT_ADAM } from '../../src/train/adam.ts';
 import { trainStep } from '../../src/train/trainer.ts';
 
-const steps = Number(process.argv[process.argv.indexOf('--steps') + 1] || 10);
+const stepsAt = process.argv.indexOf('--steps');
+const steps = stepsAt > 0 ? Number(process.argv[stepsAt + 1]) : 10;
+if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps must be a positive integer`);
 await useBackend('wasm');
 const cfg = resolveConfig({ variant: 'mcore-regnety002' });
 const method = mcoreMethod(cfg.model, { backbone: false, loss: cfg.loss });
