@@ -1,0 +1,31 @@
+/**
+ * mcore's library API: a few verbs with options objects; the `mcore` command is a thin shell over them.
+ *
+ * @example
+ *   import { useBackend, loadBundle } from 'mcore';
+ *   await useBackend('wasm');
+ *   const bundle = await loadBundle('mcore-demo/bundle');
+ *   const result = await bundle.score('dive.mp4', { actionType: '407c' });
+ *   console.log(result.score, result.stages);
+ *   await bundle.dispose();
+ */
+export { type BackendName, useBackend } from './backend.ts';
+export { type LossConfig, type RunConfig, resolveConfig } from './config.ts';
+export { openDataset, parseDatasetSpec } from './data/open.ts';
+export { createSynthDive, type SynthDive, type SynthDiveOptions } from './data/synthdive/index.ts';
+export type { ClipInfo, Frame, StagedDataset } from './data/types.ts';
+export { type DemoOptions, type DemoResults, runDemo } from './demo.ts';
+export { McoreError, type McoreErrorCode } from './errors.ts';
+export { type EvalResult, evaluate } from './eval/evaluate.ts';
+export { aiou, mse, rl2, srcc, tiou } from './eval/metrics.ts';
+export { flattenStateDicts, readTorchCheckpoint } from './io/torch.ts';
+export { MODEL_VARIANTS, type ModelConfig, modelConfig } from './model/config.ts';
+export { importParams } from './model/import-map.ts';
+export { mcoreForward, mcoreSpecs } from './model/mcore.ts';
+export { initParams, type ParamSpecs, type Params } from './model/params.ts';
+export { modelSummary } from './model/summary.ts';
+export { loadWeights, saveWeights } from './model/weights.ts';
+export { exportBundle, exportRunBundle } from './score/export.ts';
+export { loadBundle, score } from './score/scorer.ts';
+export { evalRun, type RunRecord, trainRun } from './train/run.ts';
+export { VERSION } from './version.ts';
