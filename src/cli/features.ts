@@ -18,6 +18,7 @@ import { resolveConfig } from '../config.ts';
 import { sampleClips } from '../data/clips.ts';
 import { DEFAULT_FEATURE_CACHE, ensureFeatures } from '../data/feature-cache.ts';
 import { openDataset, runGeometry } from '../data/open.ts';
+import { McoreError } from '../errors.ts';
 import { collect, readConfigFile } from './options.ts';
 import { type Bar, createBar } from './progress.ts';
 
@@ -29,10 +30,8 @@ export function register(program: Command): void {
       '--dataset <spec>',
       "'synthdive[:seed=N,clips=N,size=N]', 'finediving:root=DIR,annotations=DIR[,keys=K1|K2]' or a manifest (.json/.csv)",
     )
-    .requiredOption(
-      '--backbone <file>',
-      'backbone weights (safetensors), e.g. RUN/ckpt-NNNN/weights.safetensors',
-    )
+    .option('--backbone <file>', 'backbone weights (safetensors), e.g. RUN/ckpt-NNNN/weights.safetensors')
+    .option('--model <file>', 'the same as --backbone')
     .option(
       '--config <file>',
       'JSON config (model.backbone, model.frames, model.imageSize, eval.batchVideos)',
@@ -43,12 +42,20 @@ export function register(program: Command): void {
     .action(
       async (o: {
         dataset: string;
-        backbone: string;
+        backbone?: string;
+        model?: string;
         config?: string;
         set: string[];
         cache: string;
         backend: string;
       }) => {
+        const backbone = o.backbone ?? o.model;
+        if (!backbone) {
+          throw new McoreError(
+            'E_INPUT',
+            'features need backbone weights: --backbone RUN/ckpt-NNNN/weights.safetensors',
+          );
+        }
         await useBackend(o.backend === 'cpu' ? 'cpu' : 'wasm');
         const config = resolveConfig(await readConfigFile(o.config), o.set);
         const geometry = runGeometry(o.dataset, config.model.imageSize);
@@ -59,7 +66,7 @@ export function register(program: Command): void {
           datasetSpec: o.dataset,
           dataset,
           clips,
-          backboneWeights: o.backbone,
+          backboneWeights: backbone,
           config,
           cacheDir: o.cache,
           transform: geometry.transform(false),
