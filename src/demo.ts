@@ -40,7 +40,7 @@ export const DEMO_BACKBONE = path.resolve(import.meta.dirname, '../assets/synthd
 export interface DemoOptions {
   out: string;
   seed: number;
-  /** A smoke-test size: about 2 minutes on 2 cores. */
+  /** A smoke-test size: about 30 s on 2 cores. */
   quick: boolean;
   onProgress?: (e: DemoEvent) => void;
 }

@@ -25,7 +25,7 @@ export function register(program: Command): void {
       },
       0,
     )
-    .option('--quick', 'a small smoke run (about 2 minutes)')
+    .option('--quick', 'a small smoke run (about 30 s)')
     .action(async (o: { out: string; seed: number; quick?: boolean }) => {
       await useBackend('wasm');
       const err = process.stderr;
