@@ -70,19 +70,9 @@ export function frameSource(
   const byKey = new Map(clips.map((c) => [c.key, c]));
   const cache = new FrameCache(dataset, byKey);
   const load = async (keys: string[], train: boolean, rng: Rng | undefined): Promise<tf.Tensor> => {
-    const t = transform(train);
-    const parts: Float32Array[] = [];
-    for (const key of keys) {
-      const frames = await cache.frames(key);
-      parts.push(transformClip(frames, t, rng ?? noRng));
-    }
-    const per = parts[0].length;
-    const data = new Float32Array(per * parts.length);
-    parts.forEach((p, i) => {
-      data.set(p, i * per);
-    });
-    const T = byKey.get(keys[0])!.frames.length;
-    return tf.tensor5d(data, [keys.length, T, t.crop, t.crop, 3]);
+    const frames: Frame[][] = [];
+    for (const key of keys) frames.push(await cache.frames(key));
+    return packClips(frames, transform(train), rng ?? noRng);
   };
   return {
     clips: clips.filter((c) => c.info.split === 'train'),
@@ -92,6 +82,25 @@ export function frameSource(
   };
 }
 
+/**
+ * Transforms the frames of V clips (each T frames) with one transform and packs them: [V, T, S, S, 3].
+ * `rng` draws the crop and flip of training transforms (test transforms do not use it).
+ */
+export function packClips(
+  clips: readonly (readonly Frame[])[],
+  t: ClipTransform,
+  rng: Rng = noRng,
+): tf.Tensor5D {
+  const T = clips[0].length;
+  const per = T * t.crop * t.crop * 3;
+  const data = new Float32Array(per * clips.length);
+  clips.forEach((frames, i) => {
+    data.set(transformClip(frames, t, rng), i * per);
+  });
+  return tf.tensor5d(data, [clips.length, T, t.crop, t.crop, 3]);
+}
+
+/** A generator for transforms that draw nothing (test time). */
 const noRng: Rng = {
   next: () => 0,
   int: () => 0,

@@ -26,18 +26,17 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 import type { RunConfig } from '../config.ts';
 import { McoreError } from '../errors.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
 import { type BackboneConfig, featureDim } from '../model/config.ts';
 import { backboneSpecs } from '../model/regnet.ts';
 import { loadWeights } from '../model/weights.ts';
-import { createRng } from '../rng.ts';
-import { writeFileAtomic } from '../train/checkpoint.ts';
 import { extractFeatures } from '../train/features.ts';
-import type { SampledClip } from './clips.ts';
+import { packClips, type SampledClip } from './clips.ts';
 import { runGeometry } from './open.ts';
-import { type ClipTransform, transformClip } from './transforms.ts';
+import type { ClipTransform } from './transforms.ts';
 import type { Frame, StagedDataset } from './types.ts';
 
 /** The default cache folder, relative to the current directory. */
@@ -196,27 +195,19 @@ async function removeTemporaries(clipsDir: string): Promise<void> {
   for (const n of names) if (n.includes('.tmp-')) await rm(path.join(clipsDir, n), { force: true });
 }
 
-/** Loads and transforms the sampled frames of clips: [V, T, S, S, 3]. */
+/** Loads and transforms the sampled frames of clips (test transform): [V, T, S, S, 3]. */
 async function loadClips(
   dataset: StagedDataset,
   byKey: Map<string, SampledClip>,
   keys: readonly string[],
   transform: ClipTransform,
 ): Promise<tf.Tensor> {
-  const rng = createRng(0); // unused by a test-time transform (centre crop, no flip)
-  const parts: Float32Array[] = [];
+  const frames: Frame[][] = [];
   for (const key of keys) {
     const clip = byKey.get(key)!;
-    const frames: Frame[] = await Promise.all(clip.frames.map((i) => dataset.loadFrame(key, i)));
-    parts.push(transformClip(frames, transform, rng));
+    frames.push(await Promise.all(clip.frames.map((i) => dataset.loadFrame(key, i))));
   }
-  const per = parts[0].length;
-  const data = new Float32Array(per * parts.length);
-  parts.forEach((p, i) => {
-    data.set(p, i * per);
-  });
-  const T = byKey.get(keys[0])!.frames.length;
-  return tf.tensor5d(data, [keys.length, T, transform.crop, transform.crop, 3]);
+  return packClips(frames, transform);
 }
 
 /**

@@ -25,13 +25,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { McoreError } from '../errors.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
 import { sampleIndices } from './frame-sampling.ts';
 import type { FitMode } from './images.ts';
 import type { Frame } from './types.ts';
@@ -398,17 +399,6 @@ export async function decodeFrames(
 /** Default clip cache folder: ~/.cache/mcore/clips. */
 export function defaultClipCacheDir(): string {
   return join(homedir(), '.cache', 'mcore', 'clips');
-}
-
-async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    await writeFile(tmp, data);
-    await rename(tmp, file);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
 }
 
 const CLIP_MAGIC = 'MCLIP001';

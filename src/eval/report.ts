@@ -17,7 +17,7 @@ import sharp from 'sharp';
 import type { Frame } from '../data/types.ts';
 import type { DemoResults } from '../demo.ts';
 import { McoreError } from '../errors.ts';
-import { writeFileAtomic } from '../train/checkpoint.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
 import type { EpochRecord } from '../train/trainer.ts';
 import {
   renderSvg,

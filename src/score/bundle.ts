@@ -25,9 +25,9 @@ import { z } from 'zod';
 import { runConfigSchema } from '../config.ts';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../data/transforms.ts';
 import { McoreError } from '../errors.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
 import { encodeSafetensors, readSafetensors } from '../io/safetensors.ts';
 import { featureDim, type ModelConfig } from '../model/config.ts';
-import { writeFileAtomic } from '../train/checkpoint.ts';
 import { VERSION } from '../version.ts';
 
 export const BUNDLE_FORMAT = 'mcore-bundle';

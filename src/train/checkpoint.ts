@@ -25,8 +25,6 @@ export interface CheckpointInfo<C = unknown> {
   config: C;
 }
 
-export { writeFileAtomic };
-
 export async function saveCheckpoint<C>(
   runDir: string,
   params: Params,

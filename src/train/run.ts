@@ -12,11 +12,12 @@ import { openDataset, runGeometry } from '../data/open.ts';
 import type { StagedDataset } from '../data/types.ts';
 import { McoreError } from '../errors.ts';
 import { type EvalResult, evaluate } from '../eval/evaluate.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
 import { mcoreMethod } from '../methods/mcore.ts';
 import { featureDim } from '../model/config.ts';
 import { initParams, type Params } from '../model/params.ts';
 import { createRng } from '../rng.ts';
-import { loadCheckpoint, readCheckpointInfo, saveCheckpoint, writeFileAtomic } from './checkpoint.ts';
+import { loadCheckpoint, readCheckpointInfo, saveCheckpoint } from './checkpoint.ts';
 import type { Method } from './method.ts';
 import { type ClipSource, type TrainEvent, type TrainOptions, type TrainState, train } from './trainer.ts';
 
