@@ -12,7 +12,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import { type RunConfig, resolveConfig } from './config.ts';
 import { featureSource, frameSource, type SampledClip, sampleClips } from './data/clips.ts';
 import { openSynthDive } from './data/open.ts';
@@ -29,6 +29,7 @@ import { backboneSpecs } from './model/regnet.ts';
 import { loadWeights } from './model/weights.ts';
 import { createRng } from './rng.ts';
 import { exportBundle } from './score/export.ts';
+import { disposeAdamState } from './train/adam.ts';
 import { extractFeatures } from './train/features.ts';
 import type { Method } from './train/method.ts';
 import { type RunRecord, trainOptionsOf } from './train/run.ts';
@@ -132,7 +133,7 @@ async function trainAndEvaluate(
     epochs,
     onProgress: (event) => onProgress?.({ kind: 'train', method: method.name, event }),
   });
-  for (const t of [...Object.values(state.adam.m), ...Object.values(state.adam.v)]) t.dispose();
+  disposeAdamState(state.adam);
   const result = await evaluate(method, params, source.clips, test, {
     exemplars: cfg.eval.exemplars,
     dn: cfg.eval.dn,
@@ -298,7 +299,7 @@ function withBackbone(params: Params, pretrained: Params): Params {
   for (const [name, value] of Object.entries(pretrained)) {
     const p = params[name];
     if (p === undefined) continue;
-    if ('assign' in p && typeof p.assign === 'function') (p as tf.Variable).assign(value);
+    if (p instanceof tf.Variable) p.assign(value);
     else {
       p.dispose();
       params[name] = value.clone();

@@ -15,8 +15,9 @@ import { type EvalResult, evaluate } from '../eval/evaluate.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { mcoreMethod } from '../methods/mcore.ts';
 import { featureDim } from '../model/config.ts';
-import { initParams, type Params } from '../model/params.ts';
+import { disposeParams, initParams, type Params } from '../model/params.ts';
 import { createRng } from '../rng.ts';
+import { createAdamState, disposeAdamState } from './adam.ts';
 import { loadCheckpoint, readCheckpointInfo, saveCheckpoint } from './checkpoint.ts';
 import type { Method } from './method.ts';
 import { type ClipSource, type TrainEvent, type TrainOptions, type TrainState, train } from './trainer.ts';
@@ -121,7 +122,10 @@ export interface TrainRunOptions {
 }
 
 /** Trains (or resumes) the run in `opts.out`; one checkpoint per epoch, one JSON line per epoch in log.jsonl. */
-export async function trainRun(record: RunRecord, opts: TrainRunOptions): Promise<TrainState> {
+export async function trainRun(
+  record: RunRecord,
+  opts: TrainRunOptions,
+): Promise<Pick<TrainState, 'epoch' | 'history'>> {
   await mkdir(opts.out, { recursive: true });
   const method = methodOf(record);
   let params: Params;
@@ -151,16 +155,24 @@ export async function trainRun(record: RunRecord, opts: TrainRunOptions): Promis
   });
   const cfg = record.config;
   const log = path.join(opts.out, 'log.jsonl');
-  return train(method, params, data.source, {
-    ...trainOptionsOf(cfg),
-    state,
-    signal: opts.signal,
-    onProgress: opts.onProgress,
-    saveCheckpoint: async (p, s) => {
-      await appendFile(log, `${JSON.stringify(s.history[s.history.length - 1])}\n`);
-      return saveCheckpoint(opts.out, p, method.specs, s, record);
-    },
-  });
+  const trainState: TrainState = state ?? { epoch: 0, adam: createAdamState(), history: [] };
+  try {
+    await train(method, params, data.source, {
+      ...trainOptionsOf(cfg),
+      state: trainState,
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+      saveCheckpoint: async (p, s) => {
+        await appendFile(log, `${JSON.stringify(s.history[s.history.length - 1])}\n`);
+        return saveCheckpoint(opts.out, p, method.specs, s, record);
+      },
+    });
+    return { epoch: trainState.epoch, history: trainState.history };
+  } finally {
+    // Everything that matters is in the checkpoints; the tensors go, whether training ended or was killed.
+    disposeParams(params);
+    disposeAdamState(trainState.adam);
+  }
 }
 
 export interface EvalRunOptions {

@@ -43,7 +43,9 @@ describe('trainRun', () => {
     const b = path.join(base, 'b');
     const c = path.join(base, 'c');
     const rec = tinyRecord();
+    const tensorsBefore = tf.memory().numTensors;
     await trainRun(rec, { out: a, resume: false });
+    expect(tf.memory().numTensors).toBe(tensorsBefore); // params and Adam moments disposed
     await trainRun(rec, { out: b, resume: false });
     const wa = await weightsOf(a);
     expect(await weightsOf(b)).toEqual(wa);
@@ -61,6 +63,7 @@ describe('trainRun', () => {
       }),
     ).rejects.toThrow('killed');
     expect((await readCheckpointInfo(c)).epoch).toBe(1);
+    expect(tf.memory().numTensors).toBe(tensorsBefore); // nothing left behind by the killed run
     const state = await trainRun(rec, { out: c, resume: true });
     expect(state.epoch).toBe(3);
     expect(await weightsOf(c)).toEqual(wa);
