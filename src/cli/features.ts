@@ -13,13 +13,13 @@
  *   --backbone runs/e2e/ckpt-0010/weights.safetensors --set variant=mcore-regnety002
  */
 import type { Command } from 'commander';
-import { useBackend } from '../backend.ts';
+import { type BackendName, useBackend } from '../backend.ts';
 import { resolveConfig } from '../config.ts';
 import { sampleClips } from '../data/clips.ts';
 import { DEFAULT_FEATURE_CACHE, ensureFeatures } from '../data/feature-cache.ts';
 import { openDataset, runGeometry } from '../data/open.ts';
 import { McoreError } from '../errors.ts';
-import { collect, readConfigFile } from './options.ts';
+import { collect, parseBackend, readConfigFile } from './options.ts';
 import { type Bar, createBar } from './progress.ts';
 
 export function register(program: Command): void {
@@ -38,7 +38,7 @@ export function register(program: Command): void {
     )
     .option('--set <key=value>', 'override one config field, e.g. model.frames=96 (repeatable)', collect, [])
     .option('--cache <dir>', 'feature cache folder', DEFAULT_FEATURE_CACHE)
-    .option('--backend <name>', 'tfjs backend: wasm or cpu', 'wasm')
+    .option('--backend <name>', 'tfjs backend: wasm or cpu', parseBackend, 'wasm' as BackendName)
     .action(
       async (o: {
         dataset: string;
@@ -47,7 +47,7 @@ export function register(program: Command): void {
         config?: string;
         set: string[];
         cache: string;
-        backend: string;
+        backend: BackendName;
       }) => {
         const backbone = o.backbone ?? o.model;
         if (!backbone) {
@@ -56,7 +56,7 @@ export function register(program: Command): void {
             'features need backbone weights: --backbone RUN/ckpt-NNNN/weights.safetensors',
           );
         }
-        await useBackend(o.backend === 'cpu' ? 'cpu' : 'wasm');
+        await useBackend(o.backend);
         const config = resolveConfig(await readConfigFile(o.config), o.set);
         const geometry = runGeometry(o.dataset, config.model.imageSize);
         const dataset = await openDataset(o.dataset, { width: geometry.width, height: geometry.height });

@@ -1,5 +1,6 @@
 /** Option parsing shared by the commands that take a run configuration (`train`, `features`). */
 import { readFile } from 'node:fs/promises';
+import type { BackendName } from '../backend.ts';
 import { McoreError } from '../errors.ts';
 
 /** Reads a JSON config file (`--config`); none -> {}. */
@@ -21,4 +22,12 @@ export async function readConfigFile(file: string | undefined): Promise<unknown>
 /** Commander collector for a repeatable option (`--set a=1 --set b=2`). */
 export function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+/** Commander parser of `--backend`: wasm (default) or cpu; anything else is refused with the choices. */
+export function parseBackend(value: string): BackendName {
+  if (value !== 'wasm' && value !== 'cpu') {
+    throw new McoreError('E_INPUT', `--backend must be wasm or cpu, got '${value}'`);
+  }
+  return value;
 }

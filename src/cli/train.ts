@@ -3,12 +3,12 @@
  * `mcore eval --run RUN [--exemplars N] [--dn | --no-dn] [--json]`
  */
 import type { Command } from 'commander';
-import { useBackend } from '../backend.ts';
+import { type BackendName, useBackend } from '../backend.ts';
 import { resolveConfig } from '../config.ts';
 import { McoreError } from '../errors.ts';
 import { evalRun, type RunRecord, trainRun } from '../train/run.ts';
 import { metricsTable } from './format.ts';
-import { collect, readConfigFile } from './options.ts';
+import { collect, parseBackend, readConfigFile } from './options.ts';
 import { type Bar, createBar } from './progress.ts';
 
 export function register(program: Command): void {
@@ -25,7 +25,7 @@ export function register(program: Command): void {
     .option('--backbone <file>', 'backbone weights (safetensors) for train.mode=head-only')
     .option('--cache <dir>', 'feature cache of head-only training (default .cache/mcore/features)')
     .option('--resume', 'continue the run in --out exactly where its last checkpoint ended (may add epochs)')
-    .option('--backend <name>', 'tfjs backend: wasm or cpu', 'wasm')
+    .option('--backend <name>', 'tfjs backend: wasm or cpu', parseBackend, 'wasm' as BackendName)
     .action(
       async (o: {
         dataset: string;
@@ -35,9 +35,9 @@ export function register(program: Command): void {
         backbone?: string;
         resume?: boolean;
         cache?: string;
-        backend: string;
+        backend: BackendName;
       }) => {
-        await useBackend(o.backend === 'cpu' ? 'cpu' : 'wasm');
+        await useBackend(o.backend);
         const config = resolveConfig(await readConfigFile(o.config), o.set);
         const record: RunRecord = {
           dataset: o.dataset,
@@ -83,20 +83,22 @@ export function register(program: Command): void {
     .option('--dn', 'exemplars of the same action type ("with dive number")')
     .option('--no-dn', 'exemplars from the whole training split')
     .option('--json', 'print the metrics as JSON')
-    .option('--backend <name>', 'tfjs backend: wasm or cpu', 'wasm')
-    .action(async (o: { run: string; exemplars?: number; dn?: boolean; json?: boolean; backend: string }) => {
-      await useBackend(o.backend === 'cpu' ? 'cpu' : 'wasm');
-      let bar: Bar | undefined;
-      const result = await evalRun(o.run, {
-        exemplars: o.exemplars,
-        dn: o.dn,
-        onProgress: (done, total) => {
-          bar ??= createBar('encoding videos', total);
-          bar.update(done);
-          if (done === total) bar.done();
-        },
-      });
-      if (o.json) process.stdout.write(`${JSON.stringify(result.metrics)}\n`);
-      else process.stdout.write(`${metricsTable({ mcore: result.metrics })}\nwrote ${o.run}/eval.json\n`);
-    });
+    .option('--backend <name>', 'tfjs backend: wasm or cpu', parseBackend, 'wasm' as BackendName)
+    .action(
+      async (o: { run: string; exemplars?: number; dn?: boolean; json?: boolean; backend: BackendName }) => {
+        await useBackend(o.backend);
+        let bar: Bar | undefined;
+        const result = await evalRun(o.run, {
+          exemplars: o.exemplars,
+          dn: o.dn,
+          onProgress: (done, total) => {
+            bar ??= createBar('encoding videos', total);
+            bar.update(done);
+            if (done === total) bar.done();
+          },
+        });
+        if (o.json) process.stdout.write(`${JSON.stringify(result.metrics)}\n`);
+        else process.stdout.write(`${metricsTable({ mcore: result.metrics })}\nwrote ${o.run}/eval.json\n`);
+      },
+    );
 }

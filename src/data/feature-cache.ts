@@ -31,6 +31,7 @@ import type { RunConfig } from '../config.ts';
 import { McoreError } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { type BackboneConfig, featureDim } from '../model/config.ts';
+import { disposeParams } from '../model/params.ts';
 import { backboneSpecs } from '../model/regnet.ts';
 import { loadWeights } from '../model/weights.ts';
 import { extractFeatures } from '../train/features.ts';
@@ -288,7 +289,7 @@ export async function ensureFeatures(opts: EnsureFeaturesOptions): Promise<Featu
         opts.onProgress?.(reused + i + chunk.length, total);
       }
     } finally {
-      for (const t of Object.values(params)) t.dispose();
+      disposeParams(params);
     }
   }
   return { dir, key, header, features, computed: missing.length, reused };

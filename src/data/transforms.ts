@@ -4,6 +4,7 @@
  * The reference squeezes FineDiving frames to 112 wide x 200 high, takes one random 112x112 crop
  * (a vertical offset) in training and the centre crop at test.
  */
+import { McoreError } from '../errors.ts';
 import type { Rng } from '../rng.ts';
 import type { Frame } from './types.ts';
 
@@ -58,7 +59,12 @@ export function transformClip(frames: readonly Frame[], t: ClipTransform, rng: R
   const first = frames[0];
   const w = t.resize?.width ?? first.width;
   const h = t.resize?.height ?? first.height;
-  if (w < S || h < S) throw new RangeError(`crop ${S} is larger than the frame (${w}x${h})`);
+  if (w < S || h < S) {
+    throw new McoreError(
+      'E_SHAPE',
+      `a ${S}x${S} crop does not fit frames of ${w}x${h}; lower model.imageSize (--set model.imageSize=N) or use larger frames`,
+    );
+  }
   const ox = t.train ? rng.int(w - S + 1) : Math.floor((w - S) / 2);
   const oy = t.train ? rng.int(h - S + 1) : Math.floor((h - S) / 2);
   const flip = t.train && rng.next() < t.flipProb;

@@ -136,11 +136,6 @@ export function parseDescr(descr: string, where: string): DtypeDescr {
   return { dtype, itemSize: INFO[dtype].size, byteOrder: order };
 }
 
-/** Element size in bytes of `dtype`. */
-export function itemSizeOf(dtype: NpDtype): number {
-  return INFO[dtype].size;
-}
-
 function product(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }

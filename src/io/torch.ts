@@ -261,11 +261,6 @@ export class TorchTensor implements PyObject {
   ) {}
 }
 
-/** True when `v` is a tensor read from a checkpoint. */
-export function isTorchTensor(v: unknown): v is TorchTensor {
-  return v instanceof TorchTensor;
-}
-
 /** A storage: the raw bytes of `<archive>/data/<key>` and their element type. */
 class TorchStorage implements PyObject {
   readonly pyType = 'torch.Storage';

@@ -111,8 +111,13 @@ export interface BundleGraphs {
 
 /** The transform of src/train/run.ts at image size S: frames at S x S (stretched), centre crop S, ImageNet. */
 export function squareTransform(S: number): BundleTransform {
+  return squeezeCropTransform(S, S, S);
+}
+
+/** Frames squeezed to width x height, centre crop S, ImageNet normalisation (the test transform of a run). */
+export function squeezeCropTransform(width: number, height: number, S: number): BundleTransform {
   return {
-    resize: { width: S, height: S, fit: 'squeeze' },
+    resize: { width, height, fit: 'squeeze' },
     crop: S,
     mean: [...IMAGENET_MEAN],
     std: [...IMAGENET_STD],

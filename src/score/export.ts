@@ -10,7 +10,7 @@
  */
 import path from 'node:path';
 import { sampleClips } from '../data/clips.ts';
-import { openDataset } from '../data/open.ts';
+import { openDataset, runGeometry } from '../data/open.ts';
 import type { Frame } from '../data/types.ts';
 import { McoreError } from '../errors.ts';
 import type { ModelConfig } from '../model/config.ts';
@@ -18,14 +18,14 @@ import { disposeParams, type Params } from '../model/params.ts';
 import { backboneSpecs } from '../model/regnet.ts';
 import { loadWeights } from '../model/weights.ts';
 import { exportBackbone, exportScorer, exportSegmenter } from '../onnx/export.ts';
-import { readCheckpointInfo } from '../train/checkpoint.ts';
-import { methodOf, type RunRecord } from '../train/run.ts';
+import { methodOf, readRunRecord } from '../train/run.ts';
 import {
   type BundleGraphs,
   type BundleManifest,
   type BundleTransform,
   type ExemplarRecord,
   makeManifest,
+  squeezeCropTransform,
   writeBundle,
 } from './bundle.ts';
 import { createVideoEncoder, toModelInput } from './encode.ts';
@@ -159,8 +159,7 @@ export async function exportRunBundle(
   outDir: string,
   opts: RunExportOptions = {},
 ): Promise<BundleManifest> {
-  const info = await readCheckpointInfo<RunRecord>(runDir);
-  const record = info.config;
+  const { info, record } = await readRunRecord(runDir);
   const cfg = record.config;
   const method = methodOf(record);
   const { params } = await loadWeights(path.join(runDir, info.folder, 'weights.safetensors'), method.specs);
@@ -178,14 +177,18 @@ export async function exportRunBundle(
       );
       Object.assign(params, backbone.params);
     }
+    // The run's own geometry (FineDiving: squeeze to S x S*200/112, centre crop S), so exemplars and
+    // scored queries see frames as the model saw them in training.
     const S = cfg.model.imageSize;
-    const dataset = await openDataset(record.dataset, { width: S, height: S });
+    const geometry = runGeometry(record.dataset, S);
+    const dataset = await openDataset(record.dataset, { width: geometry.width, height: geometry.height });
     const clips = sampleClips(dataset, cfg.model.frames).filter((c) => c.info.split === 'train');
     const byKey = new Map(clips.map((c) => [c.key, c]));
     return await exportBundle(outDir, params, {
       model: cfg.model,
       scoreScale: cfg.train.scoreScale,
       stageNames: dataset.stageNames,
+      transform: squeezeCropTransform(geometry.width, geometry.height, S),
       source: { dataset: record.dataset, run: path.resolve(runDir), epoch: info.epoch },
       exemplars: clips.map((c) => ({ key: c.key, actionType: c.actionType, score: c.score })),
       loadFrames: async (key) => {

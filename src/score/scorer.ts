@@ -201,6 +201,12 @@ export async function loadBundle(dir: string, opts: { threads?: number } = {}): 
 
   async function scoreQuery(q: QueryInput, o: ScoreOptions = {}, decodeMs = 0): Promise<ScoreResult> {
     const t0 = performance.now() - decodeMs;
+    if (q.frames.length !== m.frames) {
+      throw new McoreError(
+        'E_INPUT',
+        `the query has ${q.frames.length} frames but the bundle's model takes T = ${m.frames}; sample the clip with readQueryInput or score()`,
+      );
+    }
     const requested = o.exemplars ?? 10;
     const seed = o.seed ?? 0;
     const { chosen, pool } = chooseExemplars(b.exemplars.records, {

@@ -16,9 +16,10 @@ import { writeFileAtomic } from '../io/atomic.ts';
 import { mcoreMethod } from '../methods/mcore.ts';
 import { featureDim } from '../model/config.ts';
 import { disposeParams, initParams, type Params } from '../model/params.ts';
+import { loadWeights } from '../model/weights.ts';
 import { createRng } from '../rng.ts';
 import { createAdamState, disposeAdamState } from './adam.ts';
-import { loadCheckpoint, readCheckpointInfo, saveCheckpoint } from './checkpoint.ts';
+import { type CheckpointInfo, loadCheckpoint, readCheckpointInfo, saveCheckpoint } from './checkpoint.ts';
 import type { Method } from './method.ts';
 import { type ClipSource, type TrainEvent, type TrainOptions, type TrainState, train } from './trainer.ts';
 
@@ -53,6 +54,17 @@ export interface OpenRunDataOptions {
   /** Feature extraction progress (clips done, total). */
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
+}
+
+/**
+ * The latest checkpoint's info and the run record, its config resolved again so that a run written
+ * before a config field existed gets that field's default.
+ */
+export async function readRunRecord(
+  runDir: string,
+): Promise<{ info: CheckpointInfo<RunRecord>; record: RunRecord }> {
+  const info = await readCheckpointInfo<RunRecord>(runDir);
+  return { info, record: { ...info.config, config: resolveConfig(info.config.config) } };
 }
 
 /**
@@ -131,13 +143,11 @@ export async function trainRun(
   let params: Params;
   let state: TrainState | undefined;
   if (opts.resume) {
-    const info = await readCheckpointInfo<RunRecord>(opts.out);
+    const { record: stored } = await readRunRecord(opts.out);
     // Resuming may extend a run (more epochs) and change evaluation settings; everything that shapes
     // training must be what the run was started with.
     const sameRun = (r: RunRecord) =>
       JSON.stringify({ ...r, config: { ...r.config, train: { ...r.config.train, epochs: 0 }, eval: null } });
-    // A run written before a config field existed gets that field's default.
-    const stored = { ...info.config, config: resolveConfig(info.config.config) };
     if (sameRun(stored) !== sameRun(record)) {
       throw new McoreError(
         'E_CONFIG',
@@ -185,10 +195,10 @@ export interface EvalRunOptions {
 
 /** Evaluates the latest checkpoint of a run on its dataset's test split; writes RUN/eval.json. */
 export async function evalRun(runDir: string, opts: EvalRunOptions = {}): Promise<EvalResult> {
-  const info = await readCheckpointInfo<RunRecord>(runDir);
-  const record = info.config;
+  const { info, record } = await readRunRecord(runDir);
   const method = methodOf(record);
-  const { params } = await loadCheckpoint<RunRecord>(runDir, method.specs);
+  // Only the weights: evaluation needs no optimizer state.
+  const { params } = await loadWeights(path.join(runDir, info.folder, 'weights.safetensors'), method.specs);
   const data = await openRunData(record, { featureCache: opts.featureCache });
   const cfg = record.config;
   const exemplars = opts.exemplars ?? cfg.eval.exemplars;
@@ -201,7 +211,7 @@ export async function evalRun(runDir: string, opts: EvalRunOptions = {}): Promis
     load: (keys) => data.source.loadTest(keys),
     onProgress: opts.onProgress,
   });
-  for (const t of Object.values(params)) t.dispose();
+  disposeParams(params);
   await writeFileAtomic(
     path.join(runDir, 'eval.json'),
     `${JSON.stringify({ epoch: info.epoch, exemplars, dn, metrics: result.metrics, predictions: result.predictions }, null, 2)}\n`,

@@ -174,6 +174,14 @@ describe.skipIf(!hasFineDivingAnnotations)(
       // The run read the cache: the same key folder, no clip rewritten.
       expect(await readdir(cacheRoot)).toEqual(keys);
       expect(await mtimes()).toEqual(before);
+
+      // Its scoring bundle records the FineDiving geometry the model trained with (squeeze to 32 x 57, crop 32).
+      const bundle = path.join(tmp, 'bundle');
+      const x = await mcoreIn(tmp, 'export', '--run', out, '--out', bundle);
+      expect(x.code, x.stderr).toBe(0);
+      const manifest = JSON.parse(await readFile(path.join(bundle, 'manifest.json'), 'utf8'));
+      expect(manifest.transform.resize).toEqual({ width: 32, height: 57, fit: 'squeeze' });
+      expect(manifest.transform.crop).toBe(32);
     });
   },
 );
