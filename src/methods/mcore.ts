@@ -6,12 +6,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LossConfig } from '../config.ts';
 import { featureDim, type ModelConfig } from '../model/config.ts';
-import { decoderForward } from '../model/decoder.ts';
 import { totalLoss } from '../model/losses.ts';
-import { mcoreForward, mcoreSpecs } from '../model/mcore.ts';
+import { compareTokens, mcoreForward, mcoreSpecs } from '../model/mcore.ts';
 import type { ParamSpecs, Params } from '../model/params.ts';
 import { backboneForward } from '../model/regnet.ts';
-import { regressorForward } from '../model/regressor.ts';
 import { decodeTransitions, segmenterForward } from '../model/segmenter.ts';
 import { stagePool } from '../model/stage-pool.ts';
 import type { Encoding, Exemplar, LossTerms, Method, PairBatch } from '../train/method.ts';
@@ -40,27 +38,6 @@ export function featuresOf(params: Params, cfg: ModelConfig, input: tf.Tensor): 
   return input.rank === 5
     ? backboneForward(params, cfg.backbone, input as tf.Tensor5D, 'backbone')
     : (input as tf.Tensor3D);
-}
-
-/**
- * delta(q, e) for N pairs of stage tokens: q, e [N, K*L, D] -> [N]. Each stage of q attends to the
- * same stage of e; the regressor's outputs are averaged over the K*L tokens (spec section 2).
- */
-export function compareTokens(params: Params, cfg: ModelConfig, q: tf.Tensor3D, e: tf.Tensor3D): tf.Tensor1D {
-  return tf.tidy(() => {
-    const [N] = q.shape;
-    const K = cfg.stages;
-    const L = cfg.tokensPerStage;
-    const D = featureDim(cfg);
-    const decoded = decoderForward(
-      params,
-      cfg,
-      tf.reshape(q, [N * K, L, D]) as tf.Tensor3D,
-      tf.reshape(e, [N * K, L, D]) as tf.Tensor3D,
-    );
-    const perToken = regressorForward(params, cfg, tf.reshape(decoded, [N * K * L, D]) as tf.Tensor2D);
-    return tf.mean(tf.reshape(perToken, [N, K * L]), 1) as tf.Tensor1D;
-  });
 }
 
 export function mcoreMethod(cfg: ModelConfig, opts: McoreMethodOptions): Method {

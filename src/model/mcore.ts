@@ -101,16 +101,12 @@ export function mcoreForward(
     const pooled = stagePool(F, used, L); // [V, K*L, D]
     // Tokens for L_cont: pooled with the ground truth (the decoder input itself when it is).
     const tokens = gt !== undefined && !segmentWithGt ? stagePool(F, gt, L) : pooled;
-    // Queries [q; e] against memories [e; q], one sequence per (video, stage): [V*K, L, D].
-    const q = tf.reshape(pooled, [V * K, L, D]) as tf.Tensor3D;
+    // Queries [q; e] against memories [e; q]: delta(q, e) for the first B, delta(e, q) for the rest.
     const swapped = tf.concat([
       tf.slice(pooled, [B, 0, 0], [B, K * L, D]),
       tf.slice(pooled, [0, 0, 0], [B, K * L, D]),
     ]);
-    const m = tf.reshape(swapped, [V * K, L, D]) as tf.Tensor3D;
-    const decoded = decoderForward(params, cfg, q, m);
-    const perToken = regressorForward(params, cfg, tf.reshape(decoded, [V * K * L, D]) as tf.Tensor2D);
-    const deltas = tf.mean(tf.reshape(perToken, [V, K * L]), 1); // [V]
+    const deltas = compareTokens(params, cfg, pooled, swapped as tf.Tensor3D); // [V]
     return {
       deltaQE: tf.slice(deltas, [0], [B]) as tf.Tensor1D,
       deltaEQ: tf.slice(deltas, [B], [B]) as tf.Tensor1D,
@@ -120,4 +116,25 @@ export function mcoreForward(
     };
   });
   return { ...out, transitions: used };
+}
+
+/**
+ * delta(q, e) for N pairs of stage tokens: q, e [N, K*L, D] -> [N]. Each stage of q attends to the same
+ * stage of e (one decoder call of N*K sequences); the regressor's outputs are averaged over the K*L tokens.
+ */
+export function compareTokens(params: Params, cfg: ModelConfig, q: tf.Tensor3D, e: tf.Tensor3D): tf.Tensor1D {
+  return tf.tidy(() => {
+    const [N] = q.shape;
+    const K = cfg.stages;
+    const L = cfg.tokensPerStage;
+    const D = featureDim(cfg);
+    const decoded = decoderForward(
+      params,
+      cfg,
+      tf.reshape(q, [N * K, L, D]) as tf.Tensor3D,
+      tf.reshape(e, [N * K, L, D]) as tf.Tensor3D,
+    );
+    const perToken = regressorForward(params, cfg, tf.reshape(decoded, [N * K * L, D]) as tf.Tensor2D);
+    return tf.mean(tf.reshape(perToken, [N, K * L]), 1) as tf.Tensor1D;
+  });
 }

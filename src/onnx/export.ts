@@ -5,7 +5,7 @@
  *   backbone   frames [N = V*T, 3, H, W] (NCHW, ImageNet-normalised) -> features [V, T, D]
  *              (= backboneForward of src/model/regnet.ts on the NHWC frames [V, T, H, W, 3])
  *   segmenter  features [V, T, D] -> logits [V, T, K-1]  (= segmenterForward, training false)
- *   scorer     q_tokens, e_tokens [N, K*L, D] -> delta [N] (= compareTokens of src/methods/mcore.ts)
+ *   scorer     q_tokens, e_tokens [N, K*L, D] -> delta [N] (= compareTokens of src/model/mcore.ts)
  *
  * Stage pooling and transition decoding stay in TypeScript: they are tiny and data-dependent.
  *
