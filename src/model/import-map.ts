@@ -28,13 +28,12 @@
  * const flat = flattenStateDicts(await readTorchCheckpoint('last.pth'), 'last.pth');
  * const { params, unused } = importParams(flat, modelConfig('mcore-regnety002'), { file: 'last.pth' });
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { McoreError } from '../errors.ts';
 import type { FlatStateDict, TorchTensor } from '../io/torch.ts';
 import { createRng, type Rng } from '../rng.ts';
 import type { ModelConfig } from './config.ts';
 import { mcoreSpecs } from './mcore.ts';
-import { initValue, type ParamSpecs, type Params } from './params.ts';
+import { initValue, type ParamSpecs, type Params, paramsFromValues } from './params.ts';
 import { backboneSpecs } from './regnet.ts';
 import { fromTorchLayout, torchShape } from './weights.ts';
 
@@ -192,17 +191,7 @@ export function importParams(
         `${source} checkpoint (does the model config match the file?):\n  ${problems.join('\n  ')}`,
     );
   }
-  const params: Params = {};
-  for (const name of Object.keys(values)) {
-    const s = specs[name];
-    const t = tf.tensor(values[name], s.shape, 'float32');
-    if (s.trainable) {
-      params[name] = tf.variable(t, true);
-      t.dispose();
-    } else {
-      params[name] = t;
-    }
-  }
+  const params = paramsFromValues(specs, values);
   const unused = names.filter((n) => !used.has(n)).sort();
   return { source, specs, params, imported, initialised, unused };
 }

@@ -73,17 +73,26 @@ export function initValue(s: ParamSpec, rng: Rng): Float32Array {
   return v;
 }
 
-/** Builds every parameter from its spec, in name order, drawing from `rng`. Trainable -> tf.Variable. */
-export function initParams(specs: ParamSpecs, rng: Rng): Params {
+/**
+ * Parameters from values in our layout: trainable ones become tf.Variable (engine-generated unique
+ * names, so several models can coexist; ours is the record key), BN statistics stay plain tensors.
+ */
+export function paramsFromValues(specs: ParamSpecs, values: Record<string, Float32Array>): Params {
   const out: Params = {};
-  for (const name of Object.keys(specs).sort()) {
+  for (const name of Object.keys(values)) {
     const s = specs[name];
-    const t = tf.tensor(initValue(s, rng), s.shape, 'float32');
-    // Variables get engine-generated unique names, so several models can coexist; ours is the record key.
+    const t = tf.tensor(values[name], s.shape, 'float32');
     out[name] = s.trainable ? tf.variable(t, true) : t;
     if (s.trainable) t.dispose();
   }
   return out;
+}
+
+/** Builds every parameter from its spec, in name order, drawing from `rng`. */
+export function initParams(specs: ParamSpecs, rng: Rng): Params {
+  const values: Record<string, Float32Array> = {};
+  for (const name of Object.keys(specs).sort()) values[name] = initValue(specs[name], rng);
+  return paramsFromValues(specs, values);
 }
 
 /** Number of scalar values in the specs whose name starts with `prefix`. */

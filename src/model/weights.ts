@@ -11,10 +11,9 @@
  * await saveWeights('mcore.safetensors', params, specs, { step: '1200' });
  * const { params: loaded, unused } = await loadWeights('mcore.safetensors', specs); // unused: extra keys
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { McoreError } from '../errors.ts';
 import { readSafetensors, type SafeTensor, writeSafetensors } from '../io/safetensors.ts';
-import type { ParamSpecs, Params, TorchLayout } from './params.ts';
+import { type ParamSpecs, type Params, paramsFromValues, type TorchLayout } from './params.ts';
 
 /** For each torch axis, the axis of our layout it comes from (undefined: identity). */
 const TO_TORCH: Readonly<Record<TorchLayout, number[] | undefined>> = {
@@ -205,17 +204,7 @@ export async function loadWeights(
         `(does the model config match the file?):\n  ${problems.join('\n  ')}`,
     );
   }
-  const params: Params = {};
-  for (const key of Object.keys(values)) {
-    const s = specs[key];
-    if (s.trainable) {
-      const t = tf.tensor(values[key], s.shape, 'float32');
-      params[key] = tf.variable(t, true);
-      t.dispose();
-    } else {
-      params[key] = tf.tensor(values[key], s.shape, 'float32');
-    }
-  }
+  const params = paramsFromValues(specs, values);
   const unused = Object.keys(tensors)
     .filter((k) => !specs[k])
     .sort();
