@@ -18,6 +18,7 @@ import type { Frame } from '../data/types.ts';
 import type { DemoResults } from '../demo.ts';
 import { McoreError } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { escapeHtml as esc } from '../io/html.ts';
 import type { EpochRecord } from '../train/trainer.ts';
 import {
   renderSvg,
@@ -170,17 +171,6 @@ export function reportFromDemo(
     methods,
     timelines,
   };
-}
-
-const escapes: Record<string, string> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&quot;',
-  "'": '&#39;',
-};
-function esc(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => escapes[c]);
 }
 
 /** Nested config -> [dotted key, value] rows (arrays printed inline). */

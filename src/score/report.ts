@@ -13,6 +13,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import type { Frame } from '../data/types.ts';
 import { McoreError } from '../errors.ts';
+import { escapeHtml } from '../io/html.ts';
 import { VERSION } from '../version.ts';
 import type { ScoreResult } from './scorer.ts';
 
@@ -39,16 +40,6 @@ const EXEMPLAR_COLOURS = [
   '#bcbd22',
   '#17becf',
 ];
-
-/** Escapes text for HTML element content and attribute values. */
-export function escapeHtml(text: string): string {
-  return text
-    .replaceAll('&', '&amp;')
-    .replaceAll('<', '&lt;')
-    .replaceAll('>', '&gt;')
-    .replaceAll('"', '&quot;')
-    .replaceAll("'", '&#39;');
-}
 
 function signed(x: number, digits = 2): string {
   return `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(digits)}`;
