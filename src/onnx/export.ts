@@ -142,8 +142,9 @@ function convBn(
 
 /**
  * The GSM of block `p` on the first `fold` channels followed by the wrapped 1x1 conv + BN (spec 2.1):
- * x [V*T, C, H, W] -> [V*T, Cout, H, W]. The gate runs as a 3-D conv over [V, fold, T, H, W]; the
- * shifts are Slice + Pad along T on [V, T, 2, fold/2, H, W]; the shuffle is folded into the conv.
+ * x [V*T, C, H, W] -> [V*T, Cout, H, W]. The gate's 3-D conv runs as a 2-D conv per temporal tap plus a
+ * shifted sum along T; the shifts are Slice + Pad along T on [V, T, 2, fold/2, H, W]; the shuffle is
+ * folded into the conv.
  */
 function gsmConvBn(
   g: GraphBuilder,
@@ -164,27 +165,37 @@ function gsmConvBn(
   const s = g.initializer(`${gp}.bn.scale`, Float32Array.from(bn.scale), [1, fold, 1, 1]);
   const t = g.initializer(`${gp}.bn.shift`, Float32Array.from(bn.shift), [1, fold, 1, 1]);
   const a = g.node('Relu', [g.node('Add', [g.node('Mul', [xf, s]), t])]);
-  const a5 = g.node('Transpose', [g.node('Reshape', [a, shape([-1, T, fold])])], {
-    perm: { ints: [0, 2, 1, 3, 4] },
-  }); // [V, fold, T, H, W]
-  const w3 = r.torch(`${gp}.conv3D.weight`); // [2, h, 3, 3, 3]
-  const z = g.node(
-    'Conv',
-    [
-      a5,
-      g.initializer(`${gp}.conv3D.weight`, w3.data, w3.dims),
-      g.initializer(`${gp}.conv3D.bias`, r.raw(`${gp}.conv3D.bias`), [2]),
-    ],
-    {
-      kernel_shape: { ints: [3, 3, 3] },
-      pads: { ints: [1, 1, 1, 1, 1, 1] },
-      group: { int: 2 },
-    },
-  ); // [V, 2, T, H, W]
-  const gate = g.node('Unsqueeze', [
-    g.node('Transpose', [g.node('Tanh', [z])], { perm: { ints: [0, 2, 1, 3, 4] } }),
-    g.int64([3]),
-  ]); // [V, T, 2, 1, H, W]
+  // The 3-D conv (kernel 3x3x3, 2 groups, pad 1) as a 2-D conv with one output per group and temporal
+  // tap (channel 3g + dt) followed by a shifted sum over the taps along T: z[t] = sum_dt y_dt[t + dt - 1].
+  // Same sums as the 3-D conv, on the [V*T, fold, H, W] layout the block already has (no transposes).
+  const w3 = r.torch(`${gp}.conv3D.weight`); // [2, h, 3, 3, 3] = [group, in, dt, dy, dx]
+  const w2 = new Float32Array(w3.data.length);
+  for (let gi = 0; gi < 2; gi++) {
+    for (let dt = 0; dt < 3; dt++) {
+      for (let ci = 0; ci < h; ci++) {
+        for (let k = 0; k < 9; k++) {
+          w2[((gi * 3 + dt) * h + ci) * 9 + k] = w3.data[((gi * h + ci) * 3 + dt) * 9 + k];
+        }
+      }
+    }
+  }
+  const taps = g.node('Conv', [a, g.initializer(`${gp}.conv3D.taps.weight`, w2, [6, h, 3, 3])], {
+    kernel_shape: { ints: [3, 3] },
+    pads: { ints: [1, 1, 1, 1] },
+    group: { int: 2 },
+  }); // [V*T, 6, H, W]
+  const y6 = g.node('Reshape', [taps, shape([-1, T, 2, 3])]); // [V, T, 2, 3, H, W]
+  const tap = (dt: number, from: number, to: number) =>
+    g.node('Slice', [y6, g.int64([from, dt]), g.int64([to, dt + 1]), g.int64([1, 3])]); // [V, to-from, 2, 1, H, W]
+  let z = tap(1, 0, T);
+  if (T > 1) {
+    const later = g.int64([0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // one zero frame before
+    const earlier = g.int64([0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]); // one zero frame after
+    z = g.node('Add', [z, g.node('Pad', [tap(0, 0, T - 1), later])]);
+    z = g.node('Add', [z, g.node('Pad', [tap(2, 1, T), earlier])]);
+  }
+  const bias = g.initializer(`${gp}.conv3D.bias`, r.raw(`${gp}.conv3D.bias`), [1, 1, 2, 1, 1, 1]);
+  const gate = g.node('Tanh', [g.node('Add', [z, bias])]); // [V, T, 2, 1, H, W]
   // y = g * x, r = x - y per half; out1[t] = y1[t+1] + r1[t], out2[t] = y2[t-1] + r2[t].
   const x6 = g.node('Reshape', [xf, shape([-1, T, 2, h])]); // [V, T, 2, h, H, W]
   const y = g.node('Mul', [x6, gate]);
