@@ -29,6 +29,7 @@ import type { Dirent } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
+import { mapLimit } from '../concurrency.ts';
 import { McoreError } from '../errors.ts';
 import type { SampledClip } from './clips.ts';
 import {
@@ -348,15 +349,6 @@ function checkNames(clip: FineDivingClip, dir: string, names: readonly string[])
   };
 }
 
-/** Runs `work` on every item with at most `limit` in flight. */
-async function pool<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const runner = async () => {
-    while (next < items.length) await work(items[next++]);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, runner));
-}
-
 /** Decodes every frame of a clip; problems for the unreadable ones and for a size change. */
 async function checkClipImages(
   clip: FineDivingClip,
@@ -366,7 +358,7 @@ async function checkClipImages(
 ): Promise<LayoutProblem[]> {
   const sizes = new Map<string, string>();
   const problems: LayoutProblem[] = [];
-  await pool(names, concurrency, async (name) => {
+  await mapLimit(names, concurrency, async (name) => {
     const file = path.join(dir, name);
     try {
       // failOn 'warning' (stricter than readImage): a truncated JPEG can decode with a libjpeg warning

@@ -34,6 +34,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, extname, relative, resolve } from 'node:path';
 import { z } from 'zod';
+import { mapLimit } from '../concurrency.ts';
 import { McoreError } from '../errors.ts';
 import { sampleIndices } from './frame-sampling.ts';
 import { type FitMode, frameNumberOf, listFrameFolder, readImage } from './images.ts';
@@ -204,20 +205,6 @@ function zodPath(path: readonly PropertyKey[]): string {
   return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i > 0 ? '.' : ''}${String(p)}`)).join('');
 }
 
-/** Runs `fn` over `items` with at most `limit` in flight. */
-async function pool<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
-
 interface Resolved {
   info: ClipInfo;
   source: ClipSource;
@@ -328,7 +315,7 @@ export async function loadManifestDataset(path: string, options: ManifestOptions
     return { row, clip, say, file, key, unit };
   });
 
-  const resolved = await pool(units, 2, async ({ row, clip, say, file, key, unit }) => {
+  const resolved = await mapLimit(units, 2, async ({ row, clip, say, file, key, unit }) => {
     const isVideo = clip.video !== undefined;
     const st = await stat(file).catch(() => undefined);
     if (!st || (isVideo ? !st.isFile() : !st.isDirectory())) {
@@ -468,7 +455,7 @@ function createManifestDataset(
   const loadFrames = async (key: string, indices: readonly number[]): Promise<Frame[]> => {
     const { source } = lookup(key, indices);
     if (source.kind === 'frames') {
-      return pool(indices, 4, (i) => readImage(source.files[source.first + i], { width, height, fit }));
+      return mapLimit(indices, 4, (i) => readImage(source.files[source.first + i], { width, height, fit }));
     }
     const clip = await cache.decode(source.path, {
       indices: indices.map((i) => source.first + i),

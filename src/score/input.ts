@@ -12,6 +12,7 @@
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
+import { mapLimit } from '../concurrency.ts';
 import { sampleIndices } from '../data/frame-sampling.ts';
 import { type FitMode, listFrameFolder, readImage } from '../data/images.ts';
 import type { Frame } from '../data/types.ts';
@@ -50,20 +51,6 @@ export interface QueryInputOptions {
 }
 
 const IMAGE_FILE = /\.(jpe?g|png|bmp|gif|webp|tiff?)$/i;
-
-/** Runs `fn` over `items` with at most `limit` in flight; results in order. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
 
 async function readFolder(dir: string, o: QueryInputOptions): Promise<QueryInput> {
   const files = await listFrameFolder(dir);

@@ -29,12 +29,12 @@ const NECK = 0.1;
 const ARM = 0.32;
 const LEG = SHIN + THIGH;
 /** Capsule radii of shin, thigh, torso, arm and the head radius, for figureScale 1. */
-export const BODY_RADII = { shin: 0.055, thigh: 0.07, torso: 0.09, arm: 0.045, head: 0.09 } as const;
+export const BODY_RADII = { shin: 0.075, thigh: 0.09, torso: 0.11, arm: 0.065, head: 0.1 } as const;
 
 /** Mean horizontal camera position; the view is 2.6 body heights tall (x zoom). */
 const CAMERA_X = 0.1;
 const CAMERA_ABOVE_HIP = 0.2;
-export const VIEW_HEIGHT = 2.6;
+export const VIEW_HEIGHT = 2.3;
 
 export interface BodyPose {
   /** Rotation toward the diver's front (radians, 0 = upright). */
@@ -171,10 +171,10 @@ function anchors(p: SynthDiveClipParams): Anchors {
 function takeoff(p: SynthDiveClipParams, an: Anchors, u: number): { joints: Joints; depression: number } {
   const q = p.quality[0];
   const sc = p.nuisance.figureScale;
-  const hurdle = (0.15 + 0.55 * q) * sc;
-  const press = 0.06 + 0.22 * q;
-  const lag = 0.15 * (1 - q);
-  const lean = p.style.leanSign * 0.4 * (1 - q) * Math.sin(Math.PI * u);
+  const hurdle = (0.1 + 0.75 * q) * sc;
+  const press = 0.06 + 0.3 * q;
+  const lag = 0.2 * (1 - q);
+  const lean = p.style.leanSign * 0.6 * (1 - q) * smoothstep(0, 0.1, u) * (1 - smoothstep(0.85, 1, u));
   const pose: BodyPose = {
     alpha: lean,
     hipFlex: 0,
@@ -213,12 +213,12 @@ function takeoff(p: SynthDiveClipParams, an: Anchors, u: number): { joints: Join
 /** Flight, u in [0, 1): ballistic hip path, N half somersaults, tuck or pike in the middle. */
 function flight(p: SynthDiveClipParams, an: Anchors, u: number): Joints {
   const q = p.quality[1];
-  const tight = 0.5 + 0.5 * q;
+  const tight = 0.2 + 0.8 * q;
   const tuck = p.action.position === 'tuck';
   const shape = smoothstep(0, 0.15, u) * (1 - smoothstep(0.8, 0.97, u));
   const turn = u - (0.6 * Math.sin(2 * Math.PI * u)) / (2 * Math.PI);
   const wobble =
-    0.8 *
+    1.2 *
     (1 - q) *
     Math.sin(Math.PI * u) *
     Math.sin(2 * Math.PI * p.style.wobbleCycles * u + p.style.wobblePhase);
@@ -226,7 +226,7 @@ function flight(p: SynthDiveClipParams, an: Anchors, u: number): Joints {
     alpha: an.alphaEntry * turn + wobble,
     hipFlex: shape * (tuck ? 2.3 : 2.6) * tight,
     kneeFlex: shape * (tuck ? 2.5 * tight : 0),
-    arm: Math.PI + shape * ((tuck ? 0.6 : 1.0) - Math.PI),
+    arm: Math.PI + shape * ((tuck ? 0.6 : 1.0) + 1.4 * (1 - q) - Math.PI),
   };
   const hip: [number, number] = [an.release[0] + p.style.travel * u, an.release[1] + an.a * u - an.b * u * u];
   return bodyJoints(pose, hip, an.facing, p.nuisance.figureScale);
