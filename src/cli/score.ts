@@ -97,6 +97,7 @@ export function register(program: Command): void {
     .option('--exemplars <n>', 'exemplars to compare with', intOption('--exemplars', 1), 10)
     .option('--seed <n>', 'seed of the exemplar choice', intOption('--seed', 0), 0)
     .option('--allow-damaged', 'score a truncated or damaged video from its readable frames')
+    .option('--fast-decode', "skip the video decoder's deblocking filter (~20% faster decoding)")
     .option('--json', 'print the result as one JSON object')
     .option('--report <file>', 'write a self-contained HTML report')
     .option('--threads <n>', 'ONNX Runtime threads', intOption('--threads', 1), 2)
@@ -110,6 +111,7 @@ export function register(program: Command): void {
           seed: number;
           json?: boolean;
           allowDamaged?: boolean;
+          fastDecode?: boolean;
           report?: string;
           threads: number;
         },
@@ -121,6 +123,7 @@ export function register(program: Command): void {
             exemplars: o.exemplars,
             seed: o.seed,
             allowDamaged: Boolean(o.allowDamaged),
+            fastDecode: Boolean(o.fastDecode),
             keepFrames: o.report !== undefined,
           });
           for (const w of result.warnings) process.stderr.write(`mcore: warning: ${w}\n`);

@@ -46,6 +46,9 @@ export interface ScoreOptions {
   seed?: number;
   /** Score a truncated or damaged video from its readable frames instead of refusing it (E_INPUT). */
   allowDamaged?: boolean;
+  /** Video input: skip the decoder's deblocking filter (about 20% faster decoding, slightly blockier
+   * pixels; see DecodeOptions.fastDecode). Default false. */
+  fastDecode?: boolean;
   /** Return the T sampled frames (model input size) in `frames`, e.g. for a report. */
   keepFrames?: boolean;
   onProgress?: (e: ScoreEvent) => void;
@@ -311,6 +314,7 @@ export async function loadBundle(dir: string, opts: { threads?: number } = {}): 
         height: m.transform.resize.height,
         fit: m.transform.resize.fit,
         allowDamaged: o.allowDamaged,
+        fastDecode: o.fastDecode,
       });
       const decodeMs = performance.now() - t0;
       o.onProgress?.({ kind: 'step', step: 'decode', ms: decodeMs });

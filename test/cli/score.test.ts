@@ -80,6 +80,19 @@ describe('mcore score', () => {
     );
   });
 
+  it('--fast-decode scores the video from frames decoded without the deblocking filter', async () => {
+    const args = ['score', mp4, '--model', bundle, '--json', '--exemplars', '4'];
+    const plain = JSON.parse((await mcore(...args)).stdout);
+    const r = await mcore(...args, '--fast-decode');
+    expect(r.code).toBe(0);
+    const fast = JSON.parse(r.stdout);
+    const keys = (j: { exemplars: { key: string }[] }) => j.exemplars.map((e) => e.key);
+    expect(keys(fast)).toEqual(keys(plain));
+    // The frames differ a little (the option reached the decoder), the score hardly.
+    expect(fast.score).not.toBe(plain.score);
+    expect(Math.abs(fast.score - plain.score)).toBeLessThan(0.01 * Math.abs(plain.score));
+  });
+
   it('prints a table and writes a self-contained HTML report', async () => {
     const report = path.join(tmp, 'report.html');
     const r = await mcore('score', folder, '--model', bundle, '--action-type', '405c', '--report', report);
