@@ -42,6 +42,13 @@ export const lossSchema = z.strictObject({
   aqaWeight: z.number().positive().default(1),
   /** Temperature; default 0.5 for 'token', 0.1 for 'stage'. */
   tau: z.number().positive().optional(),
+  /**
+   * Weight of an auxiliary loss L_q, not in the paper (0 = off, the reference objective): the backbone
+   * features pooled over each ground-truth stage regress that stage's hidden quality with a linear
+   * map (mean squared error). Needs ClipInfo.stageQualities, which only SynthDive has; the demo's
+   * backbone pretraining uses it to learn to see each stage's quality cues.
+   */
+  qualityWeight: z.number().nonnegative().default(0),
 });
 
 export const runConfigSchema = z.strictObject({

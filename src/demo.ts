@@ -94,13 +94,17 @@ export function demoSettings(seed: number, quick: boolean): DemoSettings {
 
 /**
  * The demo backbone's pretraining run (scripts/pretrain-backbone.ts): the demo's model on SynthDive
- * clips of a seed the demo never uses, end to end with the full MCoRe objective.
+ * clips of a seed the demo never uses, end to end with the full MCoRe objective plus the auxiliary
+ * stage-quality loss L_q (loss.qualityWeight): on these clips, and only on them, the backbone is also
+ * taught to read each stage's hidden quality, as an ImageNet backbone is taught to see before it is
+ * fine-tuned. The demo itself trains with scores only.
  */
 export const PRETRAIN_RECORD: RunRecord = {
   dataset: 'synthdive:seed=1000,clips=1800,size=32',
   config: {
     ...demoConfig(1000, 80),
     train: { ...demoConfig(1000, 80).train, backboneLrScale: 1, schedule: 'constant' },
+    loss: { ...demoConfig(1000, 80).loss, qualityWeight: 100 },
   },
 };
 

@@ -7,7 +7,13 @@ describe('resolveConfig', () => {
     const cfg = resolveConfig();
     expect(cfg.variant).toBe('mcore-tiny');
     expect(cfg.model.backbone.widths).toEqual([8, 16, 24, 32]);
-    expect(cfg.loss).toEqual({ contrastive: 'token', tasWeights: [1, 2], contWeight: 10, aqaWeight: 1 });
+    expect(cfg.loss).toEqual({
+      contrastive: 'token',
+      tasWeights: [1, 2],
+      contWeight: 10,
+      aqaWeight: 1,
+      qualityWeight: 0,
+    });
     expect(cfg.train.lr).toBe(1e-3);
     expect(cfg.eval.exemplars).toBe(10);
   });

@@ -35,6 +35,7 @@ export function sampleClips(
       actionType: info.actionType,
       score: info.score,
       transitions: sampledTransitions(frames, info.transitions),
+      ...(info.stageQualities ? { stageQualities: [...info.stageQualities] } : {}),
       info,
       frames,
     };

@@ -23,6 +23,11 @@ export interface ClipInfo {
    */
   transitions: number[];
   split: 'train' | 'test';
+  /**
+   * Hidden quality of each stage in [0, 1], known only for synthetic data (SynthDive); the optional
+   * auxiliary loss `loss.qualityWeight` (backbone pretraining) regresses it. Absent for real data.
+   */
+  stageQualities?: number[];
 }
 
 /** One RGB frame, row-major, 3 bytes per pixel (length width * height * 3). */

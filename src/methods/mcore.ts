@@ -5,10 +5,12 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LossConfig } from '../config.ts';
+import { McoreError } from '../errors.ts';
 import { featureDim, type ModelConfig } from '../model/config.ts';
 import { totalLoss } from '../model/losses.ts';
 import { compareTokens, mcoreForward, mcoreSpecs } from '../model/mcore.ts';
 import type { ParamSpecs, Params } from '../model/params.ts';
+import { qualityHeadForward, qualityHeadSpecs, qualityLoss } from '../model/quality-head.ts';
 import { backboneForward } from '../model/regnet.ts';
 import { decodeTransitions, segmenterForward } from '../model/segmenter.ts';
 import { stagePool } from '../model/stage-pool.ts';
@@ -41,8 +43,12 @@ export function featuresOf(params: Params, cfg: ModelConfig, input: tf.Tensor): 
 }
 
 export function mcoreMethod(cfg: ModelConfig, opts: McoreMethodOptions): Method {
-  const specs: ParamSpecs = mcoreSpecs(cfg, { backbone: opts.backbone });
   const K = cfg.stages;
+  const withQuality = opts.loss.qualityWeight > 0;
+  const specs: ParamSpecs = {
+    ...mcoreSpecs(cfg, { backbone: opts.backbone }),
+    ...(withQuality ? qualityHeadSpecs(K, featureDim(cfg)) : {}),
+  };
   const scale = opts.scoreScale ?? 1;
   const loss: LossConfig = opts.fixedStages
     ? { ...opts.loss, tasWeights: opts.loss.tasWeights.map(() => 0) }
@@ -62,7 +68,20 @@ export function mcoreMethod(cfg: ModelConfig, opts: McoreMethodOptions): Method 
           : { features: batch.input as tf.Tensor3D };
       const out = mcoreForward(params, cfg, input, { training: true, transitions, seed });
       const scores = batch.scores.map((y) => y / scale);
-      return { ...totalLoss(out, { scores, transitions }, loss) };
+      const terms: LossTerms = { ...totalLoss(out, { scores, transitions }, loss) };
+      if (!withQuality) return terms;
+      if (batch.stageQualities === undefined) {
+        throw new McoreError(
+          'E_CONFIG',
+          'loss.qualityWeight > 0 needs the hidden stage qualities of every clip, which only SynthDive ' +
+            'has; set loss.qualityWeight=0 for this dataset',
+        );
+      }
+      const quality = tf.mul(
+        qualityLoss(qualityHeadForward(params, out.tokens, K), batch.stageQualities),
+        opts.loss.qualityWeight,
+      ) as tf.Scalar;
+      return { ...terms, quality, total: tf.add(terms.total, quality) as tf.Scalar };
     },
     encode(params: Params, input: tf.Tensor): Encoding[] {
       const V = input.shape[0];

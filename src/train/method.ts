@@ -14,6 +14,8 @@ export interface PairBatch {
   transitions: number[][];
   /** Dive scores of the 2B videos. */
   scores: number[];
+  /** Hidden stage qualities of the 2B videos, 2B x K (synthetic data only; see loss.qualityWeight). */
+  stageQualities?: number[][];
 }
 
 /** Named scalar loss terms; `total` is optimised. */

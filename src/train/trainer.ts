@@ -17,6 +17,8 @@ export interface ClipRecord {
   actionType: string;
   score: number;
   transitions: number[];
+  /** Hidden stage qualities (synthetic data only; see ClipInfo.stageQualities). */
+  stageQualities?: number[];
 }
 
 /** Where training inputs come from: cached features (head-only) or decoded frames (end to end). */
@@ -133,6 +135,12 @@ export function trainStep(
   return out;
 }
 
+/** `stageQualities` of a batch's clips when every clip has them (synthetic data), else nothing. */
+function stageQualitiesOf(clips: readonly ClipRecord[]): { stageQualities?: number[][] } {
+  const q = clips.map((c) => c.stageQualities);
+  return q.every((x) => x !== undefined) ? { stageQualities: q as number[][] } : {};
+}
+
 /** Trains `method` on `source`; returns the final state (epochs done, optimizer, history). */
 export async function train(
   method: Method,
@@ -162,6 +170,7 @@ export async function train(
         input,
         transitions: [...queries.map((q) => q.transitions), ...ex.map((e) => e.transitions)],
         scores: [...queries.map((q) => q.score), ...ex.map((e) => e.score)],
+        ...stageQualitiesOf([...queries, ...ex]),
       };
       const terms = trainStep(
         method,

@@ -149,6 +149,9 @@ describe('synthdive', () => {
     }
   });
 
+  /** Smallest mean cue per stage at 24x24 (measured: see the test's message; floors ~20% below). */
+  const MIN_CUE = [4.5, 2.5, 5];
+
   /** All frames of a clip, rendered from its params at 24x24. */
   const renderAll = (p: SynthDiveClipParams): Uint8Array[] =>
     Array.from({ length: p.numFrames }, (_, i) => renderFrameSync(p, i, 24, 24).data);
@@ -158,6 +161,7 @@ describe('synthdive', () => {
     { stage: 1, name: 'flight' },
     { stage: 2, name: 'entry' },
   ] as const)('shows stage quality $stage ($name) only inside its stage', ({ stage }) => {
+    const cue: number[] = [];
     for (const clip of ds.clips.slice(0, 6)) {
       const base = ds.params(clip.key);
       const lo = structuredClone(base);
@@ -168,9 +172,12 @@ describe('synthdive', () => {
       const b = renderAll(hi);
       const bounds = [base.actionStart, ...base.transitions, base.actionEnd];
       let differing = 0;
+      let absDiff = 0;
       for (let i = 0; i < base.numFrames; i++) {
         const inside = i >= bounds[stage] && i < bounds[stage + 1];
         const same = sameBytes(a[i], b[i]);
+        if (inside)
+          for (let k = 0; k < a[i].length; k++) absDiff += Math.abs(a[i][k] - b[i][k]) / a[i].length;
         if (!inside)
           expect(
             same,
@@ -179,8 +186,13 @@ describe('synthdive', () => {
         else if (!same) differing++;
       }
       // the stage's first frame is the fixed hand-over state; most of the rest must differ
-      expect(differing).toBeGreaterThanOrEqual(0.6 * (bounds[stage + 1] - bounds[stage]));
+      const length = bounds[stage + 1] - bounds[stage];
+      expect(differing).toBeGreaterThanOrEqual(0.6 * length);
+      // and differ visibly at this size: mean absolute difference per pixel value, in 8-bit levels
+      cue.push(absDiff / length);
     }
+    const mean = cue.reduce((x, y) => x + y, 0) / cue.length;
+    expect(mean, `mean cue of stage ${stage}: ${mean.toFixed(2)}`).toBeGreaterThan(MIN_CUE[stage]);
   });
 
   it('makes the judges follow the hidden qualities (Spearman > 0.8), every stage counting', () => {

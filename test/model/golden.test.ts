@@ -28,7 +28,13 @@ import { stagePool } from '../../src/model/stage-pool.ts';
 import { loadWeights, toTorchLayout } from '../../src/model/weights.ts';
 
 const GOLDEN = path.join(import.meta.dirname, '..', 'fixtures', 'golden');
-const LOSS: LossConfig = { contrastive: 'token', tasWeights: [1, 2], contWeight: 10, aqaWeight: 1 };
+const LOSS: LossConfig = {
+  contrastive: 'token',
+  tasWeights: [1, 2],
+  contWeight: 10,
+  aqaWeight: 1,
+  qualityWeight: 0,
+};
 
 interface Fixture {
   cfg: ModelConfig;

@@ -227,6 +227,7 @@ describe('totalLoss', () => {
       tasWeights: [1, 2],
       contWeight: 10,
       aqaWeight: 1,
+      qualityWeight: 0,
     });
     const aqa = value(aqaLoss(out.deltaQE, out.deltaEQ, [70], [71]));
     const tas = value(tasLoss(out.logits, targets.transitions));
@@ -241,6 +242,7 @@ describe('totalLoss', () => {
       tasWeights: [1, 2],
       contWeight: 10,
       aqaWeight: 1,
+      qualityWeight: 0,
     });
     expect(value(none.cont)).toBe(0);
     expect(value(none.total)).toBeCloseTo(aqa + tas, 4);
@@ -249,6 +251,7 @@ describe('totalLoss', () => {
       tasWeights: [1, 2],
       contWeight: 10,
       aqaWeight: 2.5,
+      qualityWeight: 0,
     });
     expect(value(weighted.aqa)).toBeCloseTo(2.5 * aqa, 3);
     expect(value(weighted.total)).toBeCloseTo(2.5 * aqa + tas, 3);
@@ -256,6 +259,7 @@ describe('totalLoss', () => {
       contrastive: 'stage',
       tasWeights: [1, 2],
       aqaWeight: 1,
+      qualityWeight: 0,
       contWeight: 3,
       tau: 0.7,
     });

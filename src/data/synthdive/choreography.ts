@@ -9,9 +9,13 @@
  * figure are gone when the entry stage ends. The camera path depends on timeline, style and nuisance
  * only. So two clips that differ only in q_flight have identical frames outside the flight, etc.
  *
- *   take-off (q_takeoff): hurdle / bounce height, board depression, arm-swing timing, body lean;
- *   flight (q_flight):    tightness of the tuck or pike, wobble of the rotation;
+ *   take-off (q_takeoff): hurdle / bounce height, board depression, arm-swing timing, body lean
+ *                         (held through the whole take-off);
+ *   flight (q_flight):    tightness of the tuck or pike, arms off the legs, wobble of the rotation;
  *   entry (q_entry):      body angle at entry, splash size.
+ * The cues are sized to be seen at the demo's 32 x 32 pixels and 16 sampled frames: measured as the
+ * mean absolute pixel difference between q_s = 0 and q_s = 1 over the sampled frames of stage s
+ * (90 clips): take-off 5.5, flight 3.1, entry 8.8 levels of 255.
  */
 import { facingOf, rotationSign } from './actions.ts';
 import type { SynthDiveClipParams } from './params.ts';
@@ -31,7 +35,7 @@ const LEG = SHIN + THIGH;
 /** Capsule radii of shin, thigh, torso, arm and the head radius, for figureScale 1. */
 export const BODY_RADII = { shin: 0.075, thigh: 0.09, torso: 0.11, arm: 0.065, head: 0.1 } as const;
 
-/** Mean horizontal camera position; the view is 2.6 body heights tall (x zoom). */
+/** Mean horizontal camera position; the view is 2.3 body heights tall (x zoom). */
 const CAMERA_X = 0.1;
 const CAMERA_ABOVE_HIP = 0.2;
 export const VIEW_HEIGHT = 2.3;

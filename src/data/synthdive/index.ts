@@ -146,6 +146,7 @@ export function createSynthDive(options: SynthDiveOptions): SynthDive {
     numFrames: p.numFrames,
     transitions: [...p.transitions],
     split: split.get(p.key)!,
+    stageQualities: [...p.quality],
   }));
   const byKey = new Map(params.map((p) => [p.key, p]));
   const lookup = (key: string): SynthDiveClipParams => {

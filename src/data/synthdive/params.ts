@@ -36,7 +36,7 @@ export interface DiveStyle {
 }
 
 export interface Nuisance {
-  /** Camera offset in body heights and zoom factor (view height = 2.6 body heights x zoom). */
+  /** Camera offset in body heights and zoom factor (view height = 2.3 body heights x zoom). */
   cameraDx: number;
   cameraDy: number;
   zoom: number;
