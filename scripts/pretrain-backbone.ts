@@ -1,10 +1,11 @@
 /**
  * Pretrains the demo's tiny RegNetY + GSM backbone once, on SynthDive clips the demo never sees
- * (seed 1000, disjoint from the demo's seeds), with the full MCoRe objective end to end; writes the
- * backbone weights to assets/synthdive-backbone.safetensors (PyTorch-style names, torch layout).
- * The demo starts from these weights the way the reference starts from ImageNet weights.
+ * (seed 1000, disjoint from the demo's seeds), with the full MCoRe objective end to end plus the
+ * auxiliary stage-quality loss L_q (PRETRAIN_RECORD in src/demo.ts); writes the backbone weights to
+ * assets/synthdive-backbone.safetensors (PyTorch-style names, torch layout). The demo starts from
+ * these weights the way the reference starts from ImageNet weights. About 30 minutes on one core.
  *
- *   npx tsx scripts/pretrain-backbone.ts [--epochs 12] [--out runs/pretrain-backbone]
+ *   npx tsx scripts/pretrain-backbone.ts [--out runs/pretrain-backbone]
  *
  * Resumable: run it again after a kill and it continues from the last epoch.
  */

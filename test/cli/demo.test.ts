@@ -3,6 +3,9 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { DEMO_BACKBONE, PRETRAIN_RECORD } from '../../src/demo.ts';
+import { readSafetensors } from '../../src/io/safetensors.ts';
+import { backboneSpecs } from '../../src/model/regnet.ts';
 import { mcore } from '../helpers/cli.ts';
 
 describe('mcore demo --quick', () => {
@@ -33,5 +36,17 @@ describe('mcore demo --quick', () => {
     }
     expect(a.seed).toBe(3);
     expect(b.methods).toEqual(a.methods);
+  });
+});
+
+describe('the shipped demo backbone', () => {
+  it('was made by the committed recipe (PRETRAIN_RECORD) and holds exactly the backbone parameters', async () => {
+    const { tensors, metadata } = await readSafetensors(DEMO_BACKBONE);
+    expect(metadata.generator).toBe('scripts/pretrain-backbone.ts');
+    expect(metadata.dataset).toBe(PRETRAIN_RECORD.dataset);
+    expect(JSON.parse(metadata.config)).toEqual(JSON.parse(JSON.stringify(PRETRAIN_RECORD.config)));
+    expect(metadata.epochs).toBe(String(PRETRAIN_RECORD.config.train.epochs));
+    const specs = backboneSpecs(PRETRAIN_RECORD.config.model.backbone, 'backbone');
+    expect(Object.keys(tensors).sort()).toEqual(Object.keys(specs).sort());
   });
 });
