@@ -2,10 +2,11 @@
  * `mcore demo`: the first thing a new user runs. On SynthDive (embedded, no download) it
  *   1. starts from a tiny RegNetY + GSM backbone pretrained once on SynthDive clips of another seed
  *      (assets/synthdive-backbone.safetensors, made by scripts/pretrain-backbone.ts: our "ImageNet"),
- *   2. fine-tunes MCoRe end to end, and MCoRe without L_cont (the contrastive loss only acts through the
- *      backbone, so that ablation must train it too),
+ *   2. fine-tunes MCoRe end to end, and its two ablations the same way, so that each differs from it
+ *      in one thing only: MCoRe without L_cont (the contrastive loss only acts through the backbone, so
+ *      that ablation must train it too) and MCoRe with fixed equal stages instead of the segmenter,
  *   3. trains MCoRe's head and the baselines head-only on the same frozen features of the pretrained
- *      backbone (MCoRe with equal stages, CoRe-style whole-video contrastive regression, plain regression),
+ *      backbone (MCoRe head only, CoRe-style whole-video contrastive regression, plain regression),
  *   4. evaluates every method with the exemplar protocol (10 exemplars of the same dive type) and writes
  *      results.json, report.html and a scoring bundle of the fine-tuned MCoRe.
  */
@@ -55,7 +56,7 @@ export type DemoEvent =
 export interface DemoSettings {
   clips: number;
   size: number;
-  /** Epochs of end-to-end fine-tuning (MCoRe, MCoRe without L_cont). */
+  /** Epochs of end-to-end fine-tuning (MCoRe, MCoRe without L_cont, MCoRe with equal stages). */
   e2eEpochs: number;
   /** Epochs of head-only training on the frozen features. */
   headEpochs: number;
@@ -191,13 +192,20 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
     opts.onProgress?.({ kind: 'result', method: name, metrics: r.result.metrics, seconds: r.seconds });
   };
 
-  // 1-2. End-to-end fine-tuning from the pretrained backbone: MCoRe, and MCoRe without L_cont.
+  // 1-2. End-to-end fine-tuning from the pretrained backbone: MCoRe and its two ablations.
   const e2eMethods = [
     mcoreMethod(cfg.model, { name: 'mcore', backbone: true, loss: cfg.loss, scoreScale }),
     mcoreMethod(cfg.model, {
       name: 'mcore-no-cont',
       backbone: true,
       loss: { ...cfg.loss, contrastive: 'none' },
+      scoreScale,
+    }),
+    mcoreMethod(cfg.model, {
+      name: 'mcore-equal-stages',
+      backbone: true,
+      loss: cfg.loss,
+      fixedStages: true,
       scoreScale,
     }),
   ];
@@ -233,13 +241,6 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
   const feats = featureSource(clips, features, cfg.model.frames, featureDim(cfg.model));
   const headMethods: Method[] = [
     mcoreMethod(cfg.model, { name: 'mcore-head', backbone: false, loss: cfg.loss, scoreScale }),
-    mcoreMethod(cfg.model, {
-      name: 'mcore-equal-stages',
-      backbone: false,
-      loss: cfg.loss,
-      fixedStages: true,
-      scoreScale,
-    }),
     coreMethod(cfg.model, { backbone: false, scoreScale }),
     regressionMethod(cfg.model, { backbone: false, scoreScale }),
   ];

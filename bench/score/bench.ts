@@ -9,7 +9,9 @@
  *       once and batches the 10 comparisons in one scorer run; PyTorch does it the reference's way,
  *       running the whole model on every (query, exemplar) pair.
  *
- * Targets: (a) >= 5x PyTorch's frames/s; (b) < 0.5 s per video on 2 cores. Prints the load average
+ * Targets: (a) >= 5x PyTorch's frames/s; (b) < 0.5 s per video on 2 cores. (a) also prints the backbone's
+ * float32 work, the GFLOP/s each engine reaches, and the machine's float32 peak (a 2048^2 matrix product in
+ * PyTorch): the bound on any float32 speed-up over PyTorch here. Prints the load average
  * before and after (the machine may be shared). Options: --runs N (default 5), --no-peer.
  *
  *   npm run bench:score
@@ -28,6 +30,7 @@ import { encodeMp4, ffmpegPath } from '../../src/data/video.ts';
 import { featureDim, modelConfig } from '../../src/model/config.ts';
 import { mcoreSpecs } from '../../src/model/mcore.ts';
 import { disposeParams, initParams, type Params } from '../../src/model/params.ts';
+import { backboneMacs } from '../../src/model/summary.ts';
 import { saveWeights } from '../../src/model/weights.ts';
 import { exportBackbone } from '../../src/onnx/export.ts';
 import { createSession, dispose, runBackbone } from '../../src/onnx/runtime.ts';
@@ -147,6 +150,18 @@ async function main(): Promise<void> {
     log(`  PyTorch:      ${p.ms.toFixed(1)} ms (median of ${p.runs}) = ${torchFps.toFixed(1)} frames/s`);
     log(`  ratio ONNX Runtime / PyTorch: ${(ortFps / torchFps).toFixed(2)}x (target >= 5x)`);
     log(`  features max |ORT - PyTorch| = ${p.max_abs_diff.toExponential(2)}`);
+    // Roofline: the float32 work of the backbone against this machine's float32 matrix-product peak.
+    const macs = backboneMacs(cfg.backbone, S);
+    const gflop = (2 * T * (macs.convs + macs.gsm)) / 1e9;
+    const peak = peer(['gemm']).gflops;
+    log(
+      `  work ${gflop.toFixed(2)} GFLOP per ${T} frames: ONNX Runtime ${(gflop / (ortMs / 1000)).toFixed(0)} GFLOP/s, ` +
+        `PyTorch ${(gflop / (p.ms / 1000)).toFixed(0)} GFLOP/s; float32 peak (2048^2 matmul, PyTorch) ${peak} GFLOP/s`,
+    );
+    log(
+      `  at that peak the backbone would take ${((1000 * gflop) / peak).toFixed(1)} ms: ` +
+        `at most ${(p.ms / ((1000 * gflop) / peak)).toFixed(2)}x PyTorch in float32 on this machine`,
+    );
   }
 
   // (b) end to end ----------------------------------------------------------------------------------

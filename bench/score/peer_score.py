@@ -127,10 +127,24 @@ def bench_e2e(args):
                       'score': sum(preds) / m, 'exemplars': m}))
 
 
+def bench_gemm(args):
+    """float32 peak of this machine: GFLOP/s of a 2048 x 2048 matrix product (best of 5)."""
+    n = 2048
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(2):
+        a @ b
+    best = float('inf')
+    for _ in range(5):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    print(json.dumps({'gflops': round(2 * n ** 3 / best / 1e9, 1), 'n': n}))
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('what', choices=['backbone', 'e2e'])
-    ap.add_argument('--weights', required=True)
+    ap.add_argument('what', choices=['backbone', 'e2e', 'gemm'])
+    ap.add_argument('--weights')
     ap.add_argument('--frames')
     ap.add_argument('--features')
     ap.add_argument('--job')
@@ -139,7 +153,9 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    if args.what == 'backbone':
+    if args.what == 'gemm':
+        bench_gemm(args)
+    elif args.what == 'backbone':
         bench_backbone(args)
     else:
         bench_e2e(args)

@@ -25,8 +25,8 @@ describe('mcore demo --quick', () => {
     expect(Object.keys(a.methods)).toEqual([
       'mcore',
       'mcore-no-cont',
-      'mcore-head',
       'mcore-equal-stages',
+      'mcore-head',
       'core',
       'regression',
     ]);
