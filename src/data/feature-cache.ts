@@ -9,7 +9,7 @@
  *
  * `key` = first 32 hex digits of sha256 over the canonical JSON (sorted keys) of the key material:
  * sha256 of the backbone weights file's bytes, the backbone config, T, the image size S, the test-time
- * transform and the dataset spec text. Anything that changes the features changes the key, so stale
+ * transform, the dataset spec text and the video scaler. Anything that changes the features changes the key, so stale
  * features are never read; the frames themselves are not hashed (a dataset edited in place under the same
  * spec needs a new cache folder). A clip file is named after its key (unsafe characters replaced) plus
  * 12 hex digits of sha256(clip key), so keys with '/' (FineDiving '01/1') stay unique and readable.
@@ -39,6 +39,7 @@ import { packClips, type SampledClip } from './clips.ts';
 import { runGeometry } from './open.ts';
 import type { ClipTransform } from './transforms.ts';
 import type { Frame, StagedDataset } from './types.ts';
+import { SCALER } from './video.ts';
 
 /** The default cache folder, relative to the current directory. */
 export const DEFAULT_FEATURE_CACHE = path.join('.cache', 'mcore', 'features');
@@ -60,6 +61,8 @@ export interface FeatureKeyMaterial {
   transform: ClipTransform;
   /** The dataset spec text (`--dataset`). */
   dataset: string;
+  /** The scaler video frames are resized with (src/data/video.ts), for datasets of video files. */
+  videoScaler: string;
 }
 
 /** The header `<cacheDir>/<key>/features.json`. */
@@ -137,6 +140,7 @@ export function featureKeyMaterial(opts: {
     imageSize: model.imageSize,
     transform: opts.transform ?? runGeometry(opts.datasetSpec, model.imageSize).transform(false),
     dataset: opts.datasetSpec,
+    videoScaler: SCALER,
   };
 }
 

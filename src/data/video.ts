@@ -286,7 +286,8 @@ function resolveSampling(info: VideoInfo, o: DecodeOptions): Sampling {
 }
 
 /** The swscale resampler of decoded frames (part of the clip cache key). */
-const SCALER = 'area';
+/** The swscale filter that brings decoded frames to the output size (part of the feature-cache key). */
+export const SCALER = 'area';
 
 /** ffmpeg select expression for sorted unique frame numbers: runs as between(n,a,b), singles as eq(n,a). */
 function selectExpression(unique: readonly number[]): string {

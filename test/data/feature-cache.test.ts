@@ -81,7 +81,7 @@ describe('featureCacheKey', () => {
     const canonical =
       '{"backbone":{"depths":[1,1,1,1],"groupWidth":8,"gsm":true,"seRatio":0.25,"stemWidth":8,"widths":[8,16,24,32]},' +
       '"backboneSha256":"ab","dataset":"synthdive","format":"mcore-features/1","frames":8,"imageSize":32,' +
-      '"transform":{"crop":32,"flipProb":0.5,"train":false}}';
+      '"transform":{"crop":32,"flipProb":0.5,"train":false},"videoScaler":"area"}';
     expect(featureCacheKey(m)).toBe(sha256(canonical).slice(0, 32));
     // Key order does not matter; every field does.
     const reordered = Object.fromEntries(Object.entries(m).reverse()) as typeof m;
@@ -93,8 +93,9 @@ describe('featureCacheKey', () => {
       featureCacheKey({ ...m, dataset: 'synthdive:clips=25' }),
       featureCacheKey({ ...m, backboneSha256: 'ac' }),
       featureCacheKey({ ...m, transform: { ...m.transform, resize: { width: 32, height: 57 } } }),
+      featureCacheKey({ ...m, videoScaler: 'bicubic' }),
     ]);
-    expect(keys.size).toBe(6);
+    expect(keys.size).toBe(7);
   });
 
   it('names clip files readably and uniquely', () => {
