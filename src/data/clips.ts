@@ -42,6 +42,13 @@ export function sampleClips(
   });
 }
 
+/** The T sampled frames of a clip, loaded in order (video datasets decode a clip front to back). */
+export async function loadSampledFrames(dataset: StagedDataset, clip: SampledClip): Promise<Frame[]> {
+  const frames: Frame[] = [];
+  for (const i of clip.frames) frames.push(await dataset.loadFrame(clip.key, i));
+  return frames;
+}
+
 /** Loads (once) and keeps the sampled frames of clips; frames of a clip are loaded in order. */
 export class FrameCache {
   private readonly cache = new Map<string, Frame[]>();
@@ -55,8 +62,7 @@ export class FrameCache {
     if (hit) return hit;
     const clip = this.clips.get(key);
     if (!clip) throw new McoreError('E_INPUT', `clip '${key}' is not in dataset '${this.dataset.name}'`);
-    const frames: Frame[] = [];
-    for (const i of clip.frames) frames.push(await this.dataset.loadFrame(key, i));
+    const frames = await loadSampledFrames(this.dataset, clip);
     this.cache.set(key, frames);
     return frames;
   }

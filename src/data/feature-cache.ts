@@ -35,7 +35,7 @@ import { disposeParams } from '../model/params.ts';
 import { backboneSpecs } from '../model/regnet.ts';
 import { loadWeights } from '../model/weights.ts';
 import { extractFeatures } from '../train/features.ts';
-import { packClips, type SampledClip } from './clips.ts';
+import { loadSampledFrames, packClips, type SampledClip } from './clips.ts';
 import { runGeometry } from './open.ts';
 import type { ClipTransform } from './transforms.ts';
 import type { Frame, StagedDataset } from './types.ts';
@@ -208,10 +208,7 @@ async function loadClips(
   transform: ClipTransform,
 ): Promise<tf.Tensor> {
   const frames: Frame[][] = [];
-  for (const key of keys) {
-    const clip = byKey.get(key)!;
-    frames.push(await Promise.all(clip.frames.map((i) => dataset.loadFrame(key, i))));
-  }
+  for (const key of keys) frames.push(await loadSampledFrames(dataset, byKey.get(key)!));
   return packClips(frames, transform);
 }
 

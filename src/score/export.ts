@@ -9,7 +9,7 @@
  * // runs/a/bundle/{manifest.json, backbone.onnx, segmenter.onnx, scorer.onnx, exemplars.*}
  */
 import path from 'node:path';
-import { sampleClips } from '../data/clips.ts';
+import { loadSampledFrames, sampleClips } from '../data/clips.ts';
 import { openDataset, runGeometry } from '../data/open.ts';
 import type { Frame } from '../data/types.ts';
 import { McoreError } from '../errors.ts';
@@ -191,12 +191,7 @@ export async function exportRunBundle(
       transform: squeezeCropTransform(geometry.width, geometry.height, S),
       source: { dataset: record.dataset, run: path.resolve(runDir), epoch: info.epoch },
       exemplars: clips.map((c) => ({ key: c.key, actionType: c.actionType, score: c.score })),
-      loadFrames: async (key) => {
-        const clip = byKey.get(key)!;
-        const frames: Frame[] = [];
-        for (const i of clip.frames) frames.push(await dataset.loadFrame(key, i));
-        return frames;
-      },
+      loadFrames: (key) => loadSampledFrames(dataset, byKey.get(key)!),
       batch: opts.batch,
       threads: opts.threads,
       onProgress: opts.onProgress,
