@@ -44,8 +44,8 @@ export const lossSchema = z.strictObject({
   tau: z.number().positive().optional(),
   /**
    * Weight of an auxiliary loss L_q, not in the paper (0 = off, the reference objective): the backbone
-   * features pooled over each ground-truth stage regress that stage's hidden quality with a linear
-   * map (mean squared error). Needs ClipInfo.stageQualities, which only SynthDive has; the demo's
+   * features pooled over each stage (the ground-truth stages; equal stages for the equal-stages
+   * ablation) regress that stage's hidden quality with a linear map (mean squared error). Needs ClipInfo.stageQualities, which only SynthDive has; the demo's
    * backbone pretraining uses it to learn to see each stage's quality cues.
    */
   qualityWeight: z.number().nonnegative().default(0),

@@ -18,12 +18,23 @@ describe('mapLimit', () => {
     expect(await mapLimit([], 4, async (x) => x)).toEqual([]);
   });
 
-  it('passes a rejection through', async () => {
+  it('passes the first rejection through and starts no new item after it', async () => {
+    const started: number[] = [];
     await expect(
-      mapLimit([1, 2, 3], 2, async (x) => {
+      mapLimit([1, 2, 3, 4, 5, 6], 2, async (x) => {
+        started.push(x);
+        await new Promise((r) => setTimeout(r, x === 2 ? 1 : 20));
         if (x === 2) throw new Error('bad item 2');
         return x;
       }),
     ).rejects.toThrow('bad item 2');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(started).toEqual([1, 2]);
+  });
+
+  it('refuses a limit that is not an integer >= 1', async () => {
+    for (const bad of [0, 1.5, Number.NaN]) {
+      await expect(mapLimit([1], bad, async (x) => x)).rejects.toMatchObject({ code: 'E_CONFIG' });
+    }
   });
 });

@@ -153,6 +153,8 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.what != 'gemm' and not args.weights:
+        ap.error(f'{args.what} needs --weights')
     if args.what == 'gemm':
         bench_gemm(args)
     elif args.what == 'backbone':

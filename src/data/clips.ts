@@ -4,6 +4,7 @@
  * of the trainer: frames [V, T, S, S, 3] (end to end) or per-frame features [V, T, D] (head-only).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { mapLimit } from '../concurrency.ts';
 import { McoreError } from '../errors.ts';
 import type { Rng } from '../rng.ts';
 import type { ClipRecord, ClipSource } from '../train/trainer.ts';
@@ -42,14 +43,15 @@ export function sampleClips(
   });
 }
 
-/** The T sampled frames of a clip, loaded in order (video datasets decode a clip front to back). */
-export async function loadSampledFrames(dataset: StagedDataset, clip: SampledClip): Promise<Frame[]> {
-  const frames: Frame[] = [];
-  for (const i of clip.frames) frames.push(await dataset.loadFrame(clip.key, i));
-  return frames;
+/**
+ * The T sampled frames of a clip, up to 4 loaded at once (image files decode in parallel; a video
+ * dataset shares one decode of the clip among them).
+ */
+export function loadSampledFrames(dataset: StagedDataset, clip: SampledClip): Promise<Frame[]> {
+  return mapLimit(clip.frames, 4, (i) => dataset.loadFrame(clip.key, i));
 }
 
-/** Loads (once) and keeps the sampled frames of clips; frames of a clip are loaded in order. */
+/** Loads (once) and keeps the sampled frames of clips. */
 export class FrameCache {
   private readonly cache = new Map<string, Frame[]>();
   constructor(

@@ -61,7 +61,8 @@ export interface FeatureKeyMaterial {
   transform: ClipTransform;
   /** The dataset spec text (`--dataset`). */
   dataset: string;
-  /** The scaler video frames are resized with (src/data/video.ts), for datasets of video files. */
+  /** The scaler video frames are resized with (src/data/video.ts); in every key, so that a change of
+   * it invalidates the caches of video datasets (and, harmlessly, of the others once). */
   videoScaler: string;
 }
 

@@ -285,8 +285,7 @@ function resolveSampling(info: VideoInfo, o: DecodeOptions): Sampling {
   return { indices, width, height, fit: o.fit ?? 'squeeze', fastDecode: o.fastDecode ?? false, warnings };
 }
 
-/** The swscale resampler of decoded frames (part of the clip cache key). */
-/** The swscale filter that brings decoded frames to the output size (part of the feature-cache key). */
+/** The swscale filter that brings decoded frames to the output size (part of the clip and feature-cache keys). */
 export const SCALER = 'area';
 
 /** ffmpeg select expression for sorted unique frame numbers: runs as between(n,a,b), singles as eq(n,a). */

@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { assertShape } from '../errors.ts';
+import { getParam } from './layers.ts';
 import { type ParamSpecs, type Params, spec } from './params.ts';
 
 /** `${prefix}.weight` [K, D] and `${prefix}.bias` [K] (uniform +-1/sqrt(D), as Linear). */
@@ -29,10 +30,10 @@ export function qualityHeadForward(
 ): tf.Tensor2D {
   return tf.tidy(() => {
     const [V, KL, D] = tokens.shape;
-    const w = params[`${prefix}.weight`];
+    const w = getParam(params, `${prefix}.weight`);
     assertShape(`${prefix}.weight`, w.shape, [K, D]);
     const stages = tf.mean(tf.reshape(tokens, [V, K, KL / K, D]), 2); // [V, K, D]
-    return tf.add(tf.sum(tf.mul(stages, w), 2), params[`${prefix}.bias`]) as tf.Tensor2D;
+    return tf.add(tf.sum(tf.mul(stages, w), 2), getParam(params, `${prefix}.bias`)) as tf.Tensor2D;
   });
 }
 

@@ -4,10 +4,10 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../../src/backend.ts';
-import { featureDim, modelConfig } from '../../src/model/config.ts';
+import { type BackboneConfig, featureDim, modelConfig } from '../../src/model/config.ts';
 import { compareTokens, mcoreSpecs } from '../../src/model/mcore.ts';
 import { initValue, type Params } from '../../src/model/params.ts';
-import { backboneForward } from '../../src/model/regnet.ts';
+import { backboneForward, backboneSpecs } from '../../src/model/regnet.ts';
 import { segmenterForward } from '../../src/model/segmenter.ts';
 import { exportBackbone, exportScorer, exportSegmenter } from '../../src/onnx/export.ts';
 import { modelMetadata, modelOpset } from '../../src/onnx/graph.ts';
@@ -137,6 +137,44 @@ describe('exportBackbone', () => {
     );
     for (const t of Object.values(flat)) t.dispose();
     expect(maxRelDiff(ungated, features)).toBeGreaterThan(100 * TOL);
+  });
+
+  it.each([
+    { what: 'one frame per video (no GSM shifts)', frames: 1, backbone: {} },
+    {
+      what: 'groups of 8 at widths that are not multiples of 16',
+      frames: 3,
+      backbone: { widths: [8, 40], depths: [2, 1] },
+    },
+    {
+      what: 'groups of 4 (left as they are)',
+      frames: 3,
+      backbone: { widths: [16, 24], depths: [1, 1], groupWidth: 4 },
+    },
+    {
+      what: 'groups of 24, no GSM, no SE',
+      frames: 3,
+      backbone: { widths: [24, 48], depths: [1, 1], groupWidth: 24, gsm: false, seRatio: 0 },
+    },
+  ])('matches backboneForward for other shapes: $what', async ({ frames: t, backbone }) => {
+    const bb: BackboneConfig = { ...cfg.backbone, ...backbone };
+    const rng = createRng(21);
+    const specs = backboneSpecs(bb, 'backbone');
+    const p: Params = {};
+    for (const [name, s] of Object.entries(specs)) {
+      let v = initValue(s, rng);
+      if (name.endsWith('.running_mean')) v = randn(rng, v.length, 0.2);
+      else if (name.endsWith('.running_var')) v = v.map(() => 0.5 + rng.next());
+      else if (name.includes('conv3D.')) v = randn(rng, v.length, 0.3);
+      p[name] = tf.tensor(v, s.shape, 'float32');
+    }
+    const x = randn(createRng(22), V * t * S * S * 3);
+    const want = tf.tidy(() => backboneForward(p, bb, tf.tensor5d(x, [V, t, S, S, 3])).dataSync());
+    const s = await session(exportBackbone(p, bb, { frames: t }));
+    const out = await runBackbone(s, { data: toNchw(x, V * t, S, S), dims: [V * t, 3, S, S] });
+    tf.dispose(Object.values(p));
+    expect(out.dims).toEqual([V, t, bb.widths[bb.widths.length - 1]]);
+    expect(maxRelDiff(out.data, want)).toBeLessThan(TOL);
   });
 
   it('rejects frames that are not whole videos, and parameters that do not fit the config', async () => {
