@@ -24,6 +24,15 @@ export function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
+/** Commander parser of `--frame-cache <GiB>`: a positive number of GiB, returned in bytes. */
+export function parseFrameCache(value: string): number {
+  const gib = Number(value);
+  if (!(Number.isFinite(gib) && gib > 0)) {
+    throw new McoreError('E_INPUT', `--frame-cache must be a positive number of GiB, got '${value}'`);
+  }
+  return Math.round(gib * 1024 ** 3);
+}
+
 /** Commander parser of `--backend`: wasm (default) or cpu; anything else is refused with the choices. */
 export function parseBackend(value: string): BackendName {
   if (value !== 'wasm' && value !== 'cpu') {

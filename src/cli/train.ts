@@ -8,7 +8,7 @@ import { resolveConfig } from '../config.ts';
 import { McoreError } from '../errors.ts';
 import { evalRun, type RunRecord, trainRun } from '../train/run.ts';
 import { metricsTable } from './format.ts';
-import { collect, parseBackend, readConfigFile } from './options.ts';
+import { collect, parseBackend, parseFrameCache, readConfigFile } from './options.ts';
 import { type Bar, createBar } from './progress.ts';
 
 export function register(program: Command): void {
@@ -25,6 +25,11 @@ export function register(program: Command): void {
     .option('--backbone <file>', 'backbone weights (safetensors) for train.mode=head-only')
     .option('--cache <dir>', 'feature cache of head-only training (default .cache/mcore/features)')
     .option('--resume', 'continue the run in --out exactly where its last checkpoint ended (may add epochs)')
+    .option(
+      '--frame-cache <GiB>',
+      'decoded frames kept in memory (default 2; clips beyond it are decoded again)',
+      parseFrameCache,
+    )
     .option('--backend <name>', 'tfjs backend: wasm or cpu', parseBackend, 'wasm' as BackendName)
     .action(
       async (o: {
@@ -35,6 +40,7 @@ export function register(program: Command): void {
         backbone?: string;
         resume?: boolean;
         cache?: string;
+        frameCache?: number;
         backend: BackendName;
       }) => {
         await useBackend(o.backend);
@@ -49,6 +55,7 @@ export function register(program: Command): void {
           out: o.out,
           resume: Boolean(o.resume),
           featureCache: o.cache,
+          frameCacheBytes: o.frameCache,
           onProgress: (e) => {
             if (e.kind === 'features') {
               bar ??= createBar('features', e.total);
@@ -83,14 +90,27 @@ export function register(program: Command): void {
     .option('--dn', 'exemplars of the same action type ("with dive number")')
     .option('--no-dn', 'exemplars from the whole training split')
     .option('--json', 'print the metrics as JSON')
+    .option(
+      '--frame-cache <GiB>',
+      'decoded frames kept in memory (default 2; clips beyond it are decoded again)',
+      parseFrameCache,
+    )
     .option('--backend <name>', 'tfjs backend: wasm or cpu', parseBackend, 'wasm' as BackendName)
     .action(
-      async (o: { run: string; exemplars?: number; dn?: boolean; json?: boolean; backend: BackendName }) => {
+      async (o: {
+        run: string;
+        exemplars?: number;
+        dn?: boolean;
+        json?: boolean;
+        frameCache?: number;
+        backend: BackendName;
+      }) => {
         await useBackend(o.backend);
         let bar: Bar | undefined;
         const result = await evalRun(o.run, {
           exemplars: o.exemplars,
           dn: o.dn,
+          frameCacheBytes: o.frameCache,
           onProgress: (done, total) => {
             bar ??= createBar('encoding videos', total);
             bar.update(done);

@@ -54,6 +54,8 @@ export interface OpenRunDataOptions {
   /** Feature extraction progress (clips done, total). */
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
+  /** Decoded frames kept in memory, in bytes (default FRAME_CACHE_BYTES, 2 GiB). */
+  frameCacheBytes?: number;
 }
 
 /**
@@ -78,7 +80,7 @@ export async function openRunData(record: RunRecord, opts: OpenRunDataOptions = 
   const geometry = runGeometry(record.dataset, S);
   const dataset = await openDataset(record.dataset, { width: geometry.width, height: geometry.height });
   const clips = sampleClips(dataset, cfg.model.frames);
-  const frames = frameSource(dataset, clips, geometry.transform);
+  const frames = frameSource(dataset, clips, geometry.transform, { cacheBytes: opts.frameCacheBytes });
   let source: RunData['source'] = frames;
   if (cfg.train.mode === 'head-only') {
     if (!record.backboneWeights) {
@@ -131,6 +133,8 @@ export interface TrainRunOptions {
   signal?: AbortSignal;
   /** Feature cache folder of head-only runs (default DEFAULT_FEATURE_CACHE). */
   featureCache?: string;
+  /** Decoded frames kept in memory, in bytes (default FRAME_CACHE_BYTES, 2 GiB). */
+  frameCacheBytes?: number;
 }
 
 /** Trains (or resumes) the run in `opts.out`; one checkpoint per epoch, one JSON line per epoch in log.jsonl. */
@@ -160,6 +164,7 @@ export async function trainRun(
   }
   const data = await openRunData(record, {
     featureCache: opts.featureCache,
+    frameCacheBytes: opts.frameCacheBytes,
     onProgress: (done, total) => opts.onProgress?.({ kind: 'features', done, total }),
     signal: opts.signal,
   });
@@ -191,6 +196,8 @@ export interface EvalRunOptions {
   onProgress?: (done: number, total: number) => void;
   /** Feature cache folder of head-only runs (default DEFAULT_FEATURE_CACHE). */
   featureCache?: string;
+  /** Decoded frames kept in memory, in bytes (default FRAME_CACHE_BYTES, 2 GiB). */
+  frameCacheBytes?: number;
 }
 
 /** Evaluates the latest checkpoint of a run on its dataset's test split; writes RUN/eval.json. */
@@ -199,7 +206,10 @@ export async function evalRun(runDir: string, opts: EvalRunOptions = {}): Promis
   const method = methodOf(record);
   // Only the weights: evaluation needs no optimizer state.
   const { params } = await loadWeights(path.join(runDir, info.folder, 'weights.safetensors'), method.specs);
-  const data = await openRunData(record, { featureCache: opts.featureCache });
+  const data = await openRunData(record, {
+    featureCache: opts.featureCache,
+    frameCacheBytes: opts.frameCacheBytes,
+  });
   const cfg = record.config;
   const exemplars = opts.exemplars ?? cfg.eval.exemplars;
   const dn = opts.dn ?? cfg.eval.dn;

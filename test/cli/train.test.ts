@@ -17,6 +17,10 @@ describe('mcore train / eval / demo arguments', () => {
       ],
       [['eval', '--run', '/nonexistent/run'], /no checkpoint found; train first/],
       [['eval', '--run', '/tmp', '--exemplars', '0'], /--exemplars must be a positive integer/],
+      [
+        ['train', '--dataset', 'synthdive', '--out', '/tmp/x', '--frame-cache', '0'],
+        /--frame-cache must be a positive/,
+      ],
       [['demo', '--seed', '-1'], /--seed must be a non-negative integer/],
       [['frobnicate'], /unknown command 'frobnicate'/],
       [['data', 'export', 'synthdive', '--out', '/tmp/x', '--split', 'val'], /--split must be train or test/],
@@ -34,7 +38,17 @@ describe('mcore train / eval / demo arguments', () => {
     const sets = ['model.frames=8', 'train.epochs=1', 'train.batchPairs=4', 'model.decoder.layers=1'].flatMap(
       (s) => ['--set', s],
     );
-    const t = await mcore('train', '--dataset', 'synthdive:seed=2,clips=40,size=32', '--out', out, ...sets);
+    // A frame cache smaller than the data (40 clips x 8 frames x 32 x 32 x 3 = 1 MB): clips decoded again.
+    const t = await mcore(
+      'train',
+      '--dataset',
+      'synthdive:seed=2,clips=40,size=32',
+      '--out',
+      out,
+      '--frame-cache',
+      '0.0002',
+      ...sets,
+    );
     expect(t.stderr).toMatch(/epoch 1\/1/);
     expect(t.code).toBe(0);
     expect(t.stdout).toMatch(/trained 1 epochs/);
