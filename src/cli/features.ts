@@ -19,7 +19,7 @@ import { sampleClips } from '../data/clips.ts';
 import { DEFAULT_FEATURE_CACHE, ensureFeatures } from '../data/feature-cache.ts';
 import { openDataset, runGeometry } from '../data/open.ts';
 import { McoreError } from '../errors.ts';
-import { collect, parseBackend, readConfigFile } from './options.ts';
+import { backendOption, collect, readConfigFile } from './options.ts';
 import { type Bar, createBar } from './progress.ts';
 
 export function register(program: Command): void {
@@ -38,7 +38,7 @@ export function register(program: Command): void {
     )
     .option('--set <key=value>', 'override one config field, e.g. model.frames=96 (repeatable)', collect, [])
     .option('--cache <dir>', 'feature cache folder', DEFAULT_FEATURE_CACHE)
-    .option('--backend <name>', 'tfjs backend: wasm or cpu', parseBackend, 'wasm' as BackendName)
+    .addOption(backendOption())
     .action(
       async (o: {
         dataset: string;

@@ -1,5 +1,7 @@
 /** Option parsing shared by the commands that take a run configuration (`train`, `features`). */
+
 import { readFile } from 'node:fs/promises';
+import { Option } from 'commander';
 import type { BackendName } from '../backend.ts';
 import { McoreError } from '../errors.ts';
 
@@ -31,6 +33,19 @@ export function parseFrameCache(value: string): number {
     throw new McoreError('E_INPUT', `--frame-cache must be a positive number of GiB, got '${value}'`);
   }
   return Math.round(gib * 1024 ** 3);
+}
+
+/** `--frame-cache <GiB>` of the commands that decode training or test frames. */
+export function frameCacheOption(): Option {
+  return new Option(
+    '--frame-cache <GiB>',
+    'decoded frames kept in memory (default 2; clips beyond it are decoded again)',
+  ).argParser(parseFrameCache);
+}
+
+/** `--backend <name>` of the commands that run tfjs. */
+export function backendOption(): Option {
+  return new Option('--backend <name>', 'tfjs backend: wasm or cpu').argParser(parseBackend).default('wasm');
 }
 
 /** Commander parser of `--backend`: wasm (default) or cpu; anything else is refused with the choices. */

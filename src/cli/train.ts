@@ -8,7 +8,7 @@ import { resolveConfig } from '../config.ts';
 import { McoreError } from '../errors.ts';
 import { evalRun, type RunRecord, trainRun } from '../train/run.ts';
 import { metricsTable } from './format.ts';
-import { collect, parseBackend, parseFrameCache, readConfigFile } from './options.ts';
+import { backendOption, collect, frameCacheOption, readConfigFile } from './options.ts';
 import { type Bar, createBar } from './progress.ts';
 
 export function register(program: Command): void {
@@ -25,12 +25,8 @@ export function register(program: Command): void {
     .option('--backbone <file>', 'backbone weights (safetensors) for train.mode=head-only')
     .option('--cache <dir>', 'feature cache of head-only training (default .cache/mcore/features)')
     .option('--resume', 'continue the run in --out exactly where its last checkpoint ended (may add epochs)')
-    .option(
-      '--frame-cache <GiB>',
-      'decoded frames kept in memory (default 2; clips beyond it are decoded again)',
-      parseFrameCache,
-    )
-    .option('--backend <name>', 'tfjs backend: wasm or cpu', parseBackend, 'wasm' as BackendName)
+    .addOption(frameCacheOption())
+    .addOption(backendOption())
     .action(
       async (o: {
         dataset: string;
@@ -90,12 +86,8 @@ export function register(program: Command): void {
     .option('--dn', 'exemplars of the same action type ("with dive number")')
     .option('--no-dn', 'exemplars from the whole training split')
     .option('--json', 'print the metrics as JSON')
-    .option(
-      '--frame-cache <GiB>',
-      'decoded frames kept in memory (default 2; clips beyond it are decoded again)',
-      parseFrameCache,
-    )
-    .option('--backend <name>', 'tfjs backend: wasm or cpu', parseBackend, 'wasm' as BackendName)
+    .addOption(frameCacheOption())
+    .addOption(backendOption())
     .action(
       async (o: {
         run: string;
