@@ -21,6 +21,7 @@ describe('mcore train / eval / demo arguments', () => {
         ['train', '--dataset', 'synthdive', '--out', '/tmp/x', '--frame-cache', '0'],
         /--frame-cache must be a positive/,
       ],
+      [['eval', '--run', '/tmp', '--backend', 'gpu'], /--backend must be wasm or cpu, got 'gpu'/],
       [['demo', '--seed', '-1'], /--seed must be a non-negative integer/],
       [['frobnicate'], /unknown command 'frobnicate'/],
       [['data', 'export', 'synthdive', '--out', '/tmp/x', '--split', 'val'], /--split must be train or test/],
