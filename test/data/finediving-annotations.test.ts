@@ -8,7 +8,7 @@ import {
   type FineDivingAnnotations,
   loadFineDivingAnnotations,
 } from '../../src/data/finediving-annotations.ts';
-import { McoreError } from '../../src/errors.ts';
+import { expectMcoreRejection } from '../helpers/errors.ts';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 const dataDir = path.resolve(repoRoot, '../shared/data/finediving');
@@ -24,16 +24,6 @@ async function tmpDir(): Promise<string> {
 afterAll(async () => {
   for (const d of tmpDirs) await rm(d, { recursive: true, force: true });
 });
-
-async function expectMcoreError(p: Promise<unknown>, code: string, pattern: RegExp): Promise<void> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(McoreError);
-  expect((err as McoreError).code).toBe(code);
-  expect((err as Error).message).toMatch(pattern);
-}
 
 describe.skipIf(!hasData)(`FineDiving annotations (real files; skipped when ${dataDir} is absent)`, () => {
   let ann: FineDivingAnnotations;
@@ -109,7 +99,7 @@ describe.skipIf(!hasData)(`FineDiving annotations (real files; skipped when ${da
     const full = await readFile(path.join(dataDir, FINEDIVING_FILES.coarse));
     const file = path.join(dir, FINEDIVING_FILES.coarse);
     await writeFile(file, full.subarray(0, Math.floor(full.length / 2)));
-    await expectMcoreError(
+    await expectMcoreRejection(
       loadFineDivingAnnotations(dir),
       'E_PICKLE',
       new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: truncated pickle: `),
@@ -120,7 +110,7 @@ describe.skipIf(!hasData)(`FineDiving annotations (real files; skipped when ${da
 describe('FineDiving annotation errors', () => {
   it('a missing file says which files the folder needs', async () => {
     const dir = await tmpDir();
-    await expectMcoreError(
+    await expectMcoreRejection(
       loadFineDivingAnnotations(dir),
       'E_DATA_LAYOUT',
       /FineDiving_coarse_annotation\.pkl not found: the FineDiving annotation folder must hold .*train_split\.pkl/,
@@ -138,7 +128,7 @@ describe('FineDiving annotation errors', () => {
       Buffer.from([0x85, 0x52, 0x2e]),
     ]);
     await writeFile(path.join(dir, FINEDIVING_FILES.coarse), evil);
-    await expectMcoreError(
+    await expectMcoreRejection(
       loadFineDivingAnnotations(dir),
       'E_PICKLE',
       /forbidden global 'os\.system'.*\(at byte 2\)/,
@@ -150,7 +140,7 @@ describe('FineDiving annotation errors', () => {
     // PROTO 2, EMPTY_LIST, STOP: a list where a dict is expected
     await writeFile(path.join(dir, FINEDIVING_FILES.coarse), Buffer.from([0x80, 0x02, 0x5d, 0x2e]));
     await writeFile(path.join(dir, FINEDIVING_FILES.fine), Buffer.from([0x80, 0x02, 0x5d, 0x2e]));
-    await expectMcoreError(
+    await expectMcoreRejection(
       loadFineDivingAnnotations(dir),
       'E_DATA_LAYOUT',
       /FineDiving_coarse_annotation\.pkl: the annotation should be a dict, found list of 0/,

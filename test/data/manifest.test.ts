@@ -4,18 +4,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writePng } from '../../src/data/images.ts';
 import { loadManifestDataset } from '../../src/data/manifest.ts';
-import type { Frame } from '../../src/data/types.ts';
 import { encodeMp4, VideoClipCache } from '../../src/data/video.ts';
 import { McoreError } from '../../src/errors.ts';
+import { grey, mean } from '../helpers/frames.ts';
 
 let dir: string;
 let cache: VideoClipCache;
-const grey = (w: number, h: number, v: number): Frame => ({
-  width: w,
-  height: h,
-  data: new Uint8Array(w * h * 3).fill(v),
-});
-const mean = (f: Frame): number => f.data.reduce((a, b) => a + b, 0) / f.data.length;
 
 async function layoutError(p: Promise<unknown>): Promise<string> {
   const e = await p.then(

@@ -5,17 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listFrameFolder, readImage, writeJpeg, writePng } from '../../src/data/images.ts';
 import type { Frame } from '../../src/data/types.ts';
 import { decodeFrames, encodeMp4, ffmpegPath, probeVideo, VideoClipCache } from '../../src/data/video.ts';
-import { McoreError } from '../../src/errors.ts';
+import { expectMcoreRejection } from '../helpers/errors.ts';
+import { grey, mean } from '../helpers/frames.ts';
 
 let dir: string;
 /** Ramp video: frame i is uniform grey 8 i (i = 0..29), 32 x 24 at 25 fps, so a frame's mean names it. */
 let ramp: string;
-const grey = (w: number, h: number, v: number): Frame => ({
-  width: w,
-  height: h,
-  data: new Uint8Array(w * h * 3).fill(v),
-});
-const mean = (f: Frame): number => f.data.reduce((a, b) => a + b, 0) / f.data.length;
 /** Frame i: grey 16 + 7 i plus fixed noise in [-15, 15] (so every frame costs bytes in the MP4). */
 function noisyFrame(i: number): Frame {
   const f = grey(32, 24, 0);
@@ -25,22 +20,6 @@ function noisyFrame(i: number): Frame {
     f.data[p] = 16 + 7 * i + ((s >>> 16) % 31) - 15;
   }
   return f;
-}
-
-async function expectMcoreError(
-  p: Promise<unknown>,
-  code: string,
-  ...parts: (string | RegExp)[]
-): Promise<string> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(McoreError);
-  expect((e as McoreError).code).toBe(code);
-  const msg = (e as McoreError).message;
-  for (const part of parts) expect(msg).toMatch(part);
-  return msg;
 }
 
 beforeAll(async () => {
@@ -130,15 +109,15 @@ describe('decodeFrames', () => {
   });
 
   it('requests outside the video are E_INPUT, bad options E_CONFIG', async () => {
-    await expectMcoreError(
+    await expectMcoreRejection(
       decodeFrames(ramp, { indices: [5, 30] }),
       'E_INPUT',
       /frames 30 requested/,
       /30 frames \(0-29\)/,
     );
-    await expectMcoreError(decodeFrames(ramp, { count: 3, startSec: 2 }), 'E_INPUT', /outside the video/);
-    await expectMcoreError(decodeFrames(ramp, { count: 3, indices: [1] }), 'E_CONFIG', /exactly one/);
-    await expectMcoreError(
+    await expectMcoreRejection(decodeFrames(ramp, { count: 3, startSec: 2 }), 'E_INPUT', /outside the video/);
+    await expectMcoreRejection(decodeFrames(ramp, { count: 3, indices: [1] }), 'E_CONFIG', /exactly one/);
+    await expectMcoreRejection(
       decodeFrames(ramp, { count: 3, width: 8 }),
       'E_CONFIG',
       /both `width` and `height`/,
@@ -166,7 +145,11 @@ describe('encodeMp4', () => {
 
   it('a frame of another size is E_SHAPE and leaves no file', async () => {
     const out = join(dir, 'mixed.mp4');
-    await expectMcoreError(encodeMp4([grey(16, 16, 0), grey(8, 8, 0)], 25, out), 'E_SHAPE', /frame 1 is 8x8/);
+    await expectMcoreRejection(
+      encodeMp4([grey(16, 16, 0), grey(8, 8, 0)], 25, out),
+      'E_SHAPE',
+      /frame 1 is 8x8/,
+    );
     const left = (await readdir(dir)).filter((n) => n.startsWith('mixed'));
     expect(left).toEqual([]);
   });
@@ -176,13 +159,22 @@ describe('bad video files', () => {
   it('a text file named .mp4 is E_INPUT naming it, with ffmpeg reason', async () => {
     const path = join(dir, 'notes.mp4');
     await writeFile(path, 'these are my notes, not a video\n');
-    await expectMcoreError(probeVideo(path), 'E_INPUT', /notes\.mp4: not a readable video/, /Invalid data/);
-    const msg = await expectMcoreError(decodeFrames(path, { count: 4 }), 'E_INPUT', /notes\.mp4/);
+    await expectMcoreRejection(
+      probeVideo(path),
+      'E_INPUT',
+      /notes\.mp4: not a readable video/,
+      /Invalid data/,
+    );
+    const { message: msg } = await expectMcoreRejection(
+      decodeFrames(path, { count: 4 }),
+      'E_INPUT',
+      /notes\.mp4/,
+    );
     expect(msg).not.toMatch(/\n|at .*\.ts:/); // one line, no stack
   });
 
   it('a missing file is E_INPUT', async () => {
-    await expectMcoreError(probeVideo(join(dir, 'nope.mp4')), 'E_INPUT', /nope\.mp4/, /No such file/);
+    await expectMcoreRejection(probeVideo(join(dir, 'nope.mp4')), 'E_INPUT', /nope\.mp4/, /No such file/);
   });
 
   it('an MP4 cut in half with its index at the end is E_INPUT (moov atom not found)', async () => {
@@ -196,7 +188,7 @@ describe('bad video files', () => {
     const bytes = await readFile(full);
     const half = join(dir, 'tail-index-half.mp4');
     await writeFile(half, bytes.subarray(0, bytes.length >> 1));
-    await expectMcoreError(
+    await expectMcoreRejection(
       decodeFrames(half, { count: 4 }),
       'E_INPUT',
       /tail-index-half\.mp4/,
@@ -277,7 +269,7 @@ describe('images', () => {
     expect(Math.abs(mean(await readImage(files[0])) - 200)).toBeLessThan(2);
     const small = await readImage(files[1], { width: 2, height: 1 });
     expect([small.width, small.height, small.data.length]).toEqual([2, 1, 6]);
-    await expectMcoreError(listFrameFolder(join(dir, 'none')), 'E_DATA_LAYOUT', /none: cannot list/);
+    await expectMcoreRejection(listFrameFolder(join(dir, 'none')), 'E_DATA_LAYOUT', /none: cannot list/);
     const noise: Frame = {
       width: 64,
       height: 64,
@@ -286,13 +278,13 @@ describe('images', () => {
     await writeJpeg(join(folder, 'whole.jpg'), noise, 90);
     const jpeg = await readFile(join(folder, 'whole.jpg'));
     await writeFile(join(folder, 'cut.jpg'), jpeg.subarray(0, jpeg.length >> 1));
-    await expectMcoreError(
+    await expectMcoreRejection(
       readImage(join(folder, 'cut.jpg')),
       'E_INPUT',
       /cut\.jpg: cannot read the image \(.*premature end/,
     );
     await writeFile(join(folder, 'broken.jpg'), 'not a jpeg');
-    await expectMcoreError(
+    await expectMcoreRejection(
       readImage(join(folder, 'broken.jpg')),
       'E_INPUT',
       /broken\.jpg: cannot read the image/,

@@ -1,24 +1,15 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { McoreError } from '../../src/errors.ts';
 import { aiou, averageRanks, mse, rl2, srcc, tiou } from '../../src/eval/metrics.ts';
 import { readNpy } from '../../src/io/npy.ts';
+import { expectMcoreError } from '../helpers/errors.ts';
+
+const expectInputError = (fn: () => unknown, ...parts: (string | RegExp)[]) =>
+  expectMcoreError(fn, 'E_INPUT', ...parts);
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 const official = path.resolve(repoRoot, '../shared/data/mcore-official');
-
-function expectInputError(fn: () => unknown, pattern: RegExp): void {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(McoreError);
-    expect((err as McoreError).code).toBe('E_INPUT');
-    expect((err as Error).message).toMatch(pattern);
-    return;
-  }
-  throw new Error(`expected an E_INPUT error matching ${pattern}`);
-}
 
 describe('averageRanks', () => {
   it('gives tied values the mean of their ranks (scipy rankdata average)', () => {

@@ -2,8 +2,8 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { McoreError } from '../../src/errors.ts';
 import { encodeNpy, parseNpy, readNpy, toFloat64, toInt32, writeNpy } from '../../src/io/npy.ts';
+import { expectMcoreError } from '../helpers/errors.ts';
 
 // Written by numpy 2.4 with np.lib.format.write_array(f, a[, version=(2, 0)]) for:
 const NUMPY = {
@@ -39,18 +39,6 @@ function handMade(major: number, header: string, data: Uint8Array): Uint8Array {
   out.set(h, 8 + lenBytes);
   out.set(data, 8 + lenBytes + h.length);
   return out;
-}
-
-function expectError(fn: () => unknown, code: string, pattern: RegExp): void {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(McoreError);
-    expect((err as McoreError).code).toBe(code);
-    expect((err as Error).message).toMatch(pattern);
-    return;
-  }
-  throw new Error(`expected ${code} matching ${pattern}`);
 }
 
 const tmpDirs: string[] = [];
@@ -109,7 +97,7 @@ describe('readNpy / parseNpy on numpy-written files', () => {
 
 describe('readNpy errors name the file', () => {
   it('bad magic', () => {
-    expectError(
+    expectMcoreError(
       () => parseNpy(new Uint8Array(Buffer.from('PK\x03\x04 not numpy')), 'x.npy'),
       'E_INPUT',
       /x\.npy: not a \.npy/,
@@ -117,12 +105,12 @@ describe('readNpy errors name the file', () => {
   });
   it('truncated data and header', () => {
     const full = npy('f4_2x3');
-    expectError(
+    expectMcoreError(
       () => parseNpy(full.subarray(0, full.length - 3), 'cut.npy'),
       'E_INPUT',
       /cut\.npy: truncated array data: shape \(2, 3\) of float32 needs 24 bytes, found 21/,
     );
-    expectError(
+    expectMcoreError(
       () => parseNpy(full.subarray(0, 40), 'head.npy'),
       'E_INPUT',
       /head\.npy: truncated \.npy header/,
@@ -130,10 +118,10 @@ describe('readNpy errors name the file', () => {
   });
   it('unsupported dtype and version', () => {
     const c16 = handMade(1, "{'descr': '<c16', 'fortran_order': False, 'shape': (1,), }", new Uint8Array(16));
-    expectError(() => parseNpy(c16, 'c.npy'), 'E_INPUT', /c\.npy: unsupported numpy dtype '<c16'/);
+    expectMcoreError(() => parseNpy(c16, 'c.npy'), 'E_INPUT', /c\.npy: unsupported numpy dtype '<c16'/);
     const v9 = npy('u1');
     v9[6] = 9;
-    expectError(() => parseNpy(v9, 'v9.npy'), 'E_INPUT', /v9\.npy: unsupported \.npy version 9\.0/);
+    expectMcoreError(() => parseNpy(v9, 'v9.npy'), 'E_INPUT', /v9\.npy: unsupported \.npy version 9\.0/);
   });
   it('missing file', async () => {
     await expect(readNpy('/nonexistent/dir/a.npy')).rejects.toThrow(
@@ -164,7 +152,7 @@ describe('writeNpy', () => {
   });
 
   it('rejects a shape that does not match the data', () => {
-    expectError(
+    expectMcoreError(
       () => encodeNpy(new Float32Array(5), [2, 3]),
       'E_SHAPE',
       /shape \(2, 3\) does not hold 5 values/,

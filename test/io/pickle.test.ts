@@ -9,6 +9,10 @@ import {
   type PyValue,
   parsePickle,
 } from '../../src/io/pickle.ts';
+import { expectMcoreError } from '../helpers/errors.ts';
+
+const expectPickleError = (fn: () => unknown, ...parts: (string | RegExp)[]) =>
+  expectMcoreError(fn, 'E_PICKLE', ...parts);
 
 /*
  * Fixtures written by Python 3.11 / numpy 2.4 (numpy._core spellings) with
@@ -90,18 +94,6 @@ function checkFixture(v: PyValue): void {
   expect(isTuple(misc)).toBe(true);
   expect(misc.slice(0, 9)).toEqual([null, true, false, 2n ** 70n, -(2 ** 40), -1, 65535, 1e-3, 'ünï']);
   expect(Array.from(misc[9] as Uint8Array)).toEqual([0, 255]);
-}
-
-function expectPickleError(fn: () => unknown, pattern: RegExp): void {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(McoreError);
-    expect((err as McoreError).code).toBe('E_PICKLE');
-    expect((err as Error).message).toMatch(pattern);
-    return;
-  }
-  throw new Error(`expected E_PICKLE matching ${pattern}`);
 }
 
 describe('parsePickle reads numpy data', () => {

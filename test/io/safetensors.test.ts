@@ -2,7 +2,6 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { McoreError } from '../../src/errors.ts';
 import {
   bf16ToFloat,
   encodeSafetensors,
@@ -14,6 +13,10 @@ import {
   type SafeTensor,
   writeSafetensors,
 } from '../../src/io/safetensors.ts';
+import { expectMcoreError } from '../helpers/errors.ts';
+
+const expectWeightsError = (fn: () => unknown, ...parts: (string | RegExp)[]) =>
+  expectMcoreError(fn, 'E_WEIGHTS', ...parts);
 
 const GOLDEN = path.join(import.meta.dirname, '..', 'fixtures', 'golden');
 
@@ -33,18 +36,6 @@ function craft(header: unknown, data: Uint8Array = new Uint8Array(0), lengthOver
   out.set(json, 8);
   out.set(data, 8 + json.length);
   return out;
-}
-
-function expectWeightsError(fn: () => unknown, ...parts: string[]): void {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(McoreError);
-    expect((err as McoreError).code).toBe('E_WEIGHTS');
-    for (const p of parts) expect((err as Error).message).toContain(p);
-    return;
-  }
-  throw new Error(`expected an E_WEIGHTS error mentioning ${parts.join(', ')}`);
 }
 
 describe('safetensors encoding', () => {

@@ -6,7 +6,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { McoreError } from '../../src/errors.ts';
 import { PyDict } from '../../src/io/pickle.ts';
 import { encodeSafetensors } from '../../src/io/safetensors.ts';
 import {
@@ -18,6 +17,7 @@ import {
   TorchTensor,
   ZipArchive,
 } from '../../src/io/torch.ts';
+import { expectMcoreRejection } from '../helpers/errors.ts';
 
 const REF = path.join(import.meta.dirname, '..', 'fixtures', 'reference');
 const fixture = (name: string) => path.join(REF, name);
@@ -29,18 +29,6 @@ function values(t: TorchTensor): number[] {
 }
 
 /** Expects McoreError with `code` whose message contains every part. */
-async function expectError(fn: () => unknown, code: string, ...parts: string[]): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(McoreError);
-    expect((err as McoreError).code).toBe(code);
-    for (const p of parts) expect((err as Error).message).toContain(p);
-    return;
-  }
-  throw new Error(`expected ${code} mentioning ${parts.join(', ')}`);
-}
-
 // ---- a minimal zip writer (stored members), independent of the reader --------------------------------
 
 interface Member {
@@ -261,7 +249,7 @@ describe('formats and damaged files', () => {
 
   it('refuses a truncated archive, a damaged member and a storage too small, naming the file', async () => {
     const bytes = await readFile(fixture('dtypes.pth'));
-    await expectError(
+    await expectMcoreRejection(
       () => parseTorchCheckpoint(bytes.subarray(0, Math.floor(bytes.length / 2)), 'half.pth'),
       'E_WEIGHTS',
       'half.pth',
@@ -273,12 +261,17 @@ describe('formats and damaged files', () => {
     ]);
     const storageAt = 30 + 'ck/data.pkl'.length + ONE_TENSOR_PKL.length + 30 + 'ck/data/0'.length;
     flipped[storageAt + 7] ^= 0xff; // the top byte of 1.5f
-    await expectError(() => parseTorchCheckpoint(flipped, 'flip.pth'), 'E_WEIGHTS', 'flip.pth', 'CRC-32');
+    await expectMcoreRejection(
+      () => parseTorchCheckpoint(flipped, 'flip.pth'),
+      'E_WEIGHTS',
+      'flip.pth',
+      'CRC-32',
+    );
     const short = zip([
       { name: 'ck/data.pkl', data: ONE_TENSOR_PKL },
       { name: 'ck/data/0', data: f32bytes([9, 1.5]) },
     ]);
-    await expectError(
+    await expectMcoreRejection(
       () => parseTorchCheckpoint(short, 'short.pth'),
       'E_PICKLE',
       'short.pth',
@@ -287,13 +280,13 @@ describe('formats and damaged files', () => {
   });
 
   it('refuses non-checkpoints, legacy files, TorchScript archives and missing files', async () => {
-    await expectError(
+    await expectMcoreRejection(
       () => parseTorchCheckpoint(latin1('just some text, not weights'), 'notes.txt'),
       'E_WEIGHTS',
       'notes.txt',
       'neither a PyTorch checkpoint',
     );
-    await expectError(
+    await expectMcoreRejection(
       () => readTorchCheckpoint(fixture('legacy.pth')),
       'E_WEIGHTS',
       'legacy.pth',
@@ -301,8 +294,13 @@ describe('formats and damaged files', () => {
       'torch >= 1.6',
     );
     const script = zip([{ name: 'm/constants.pkl', data: latin1('\x80\x02).') }]);
-    await expectError(() => parseTorchCheckpoint(script, 'm.pt'), 'E_WEIGHTS', 'm.pt', 'TorchScript');
-    await expectError(
+    await expectMcoreRejection(
+      () => parseTorchCheckpoint(script, 'm.pt'),
+      'E_WEIGHTS',
+      'm.pt',
+      'TorchScript',
+    );
+    await expectMcoreRejection(
       () => readTorchCheckpoint(fixture('absent.pth')),
       'E_WEIGHTS',
       'absent.pth',
@@ -312,7 +310,7 @@ describe('formats and damaged files', () => {
 
   it('refuses any global outside the allow-list, naming the file', async () => {
     const evil = latin1('\x80\x02cos\nsystem\nX\x02\x00\x00\x00ls\x85R.');
-    await expectError(
+    await expectMcoreRejection(
       () => parseTorchCheckpoint(zip([{ name: 'e/data.pkl', data: evil }]), 'evil.pth'),
       'E_PICKLE',
       'evil.pth',
@@ -334,12 +332,17 @@ describe('formats and damaged files', () => {
   it('flattening refuses files without tensors and name clashes', async () => {
     const empty = new PyDict();
     empty.set('epoch', 3);
-    await expectError(() => flattenStateDicts(empty, 'e.pth'), 'E_WEIGHTS', 'e.pth', 'holds no tensors');
+    await expectMcoreRejection(
+      () => flattenStateDicts(empty, 'e.pth'),
+      'E_WEIGHTS',
+      'e.pth',
+      'holds no tensors',
+    );
     const t = new TorchTensor('F32', [1], new Float32Array([1]));
     const clash = new PyDict();
     clash.set('w', t);
     clash.set('module.w', t);
-    await expectError(() => flattenStateDicts(clash, 'c.pth'), 'E_WEIGHTS', "'w'");
+    await expectMcoreRejection(() => flattenStateDicts(clash, 'c.pth'), 'E_WEIGHTS', "'w'");
   });
 
   it('computes CRC-32 as the zip format does', () => {

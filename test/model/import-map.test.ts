@@ -21,7 +21,6 @@ import {
   importCheckpoint,
   referenceBundleTransform,
 } from '../../src/cli/import.ts';
-import { McoreError } from '../../src/errors.ts';
 import { readSafetensors, type SafeTensor } from '../../src/io/safetensors.ts';
 import {
   type FlatStateDict,
@@ -37,6 +36,10 @@ import { backboneForward } from '../../src/model/regnet.ts';
 import { loadWeights } from '../../src/model/weights.ts';
 import { readBundle } from '../../src/score/bundle.ts';
 import { createVideoEncoder } from '../../src/score/encode.ts';
+import { expectMcoreError } from '../helpers/errors.ts';
+
+const expectWeightsError = (fn: () => unknown, ...parts: (string | RegExp)[]) =>
+  expectMcoreError(fn, 'E_WEIGHTS', ...parts);
 
 const REF = path.join(import.meta.dirname, '..', 'fixtures', 'reference');
 const REFERENCE_PTH = path.join(REF, 'mcore-reference-tiny.pth');
@@ -87,18 +90,6 @@ function ints(t: SafeTensor): number[][] {
 
 function withGsm(gsm: boolean): ModelConfig {
   return { ...cfg, backbone: { ...cfg.backbone, gsm } };
-}
-
-function expectWeightsError(fn: () => unknown, ...parts: string[]): McoreError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(McoreError);
-    expect((err as McoreError).code).toBe('E_WEIGHTS');
-    for (const p of parts) expect((err as Error).message).toContain(p);
-    return err as McoreError;
-  }
-  throw new Error(`expected E_WEIGHTS mentioning ${parts.join(', ')}`);
 }
 
 beforeAll(async () => {
