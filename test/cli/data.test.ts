@@ -15,6 +15,18 @@ const annDir = path.resolve(repoRoot, '../shared/data/finediving');
 const hasData = existsSync(annDir);
 if (!hasData) console.warn(`mcore data check tests skipped: ${annDir} is absent`);
 
+/** Arguments of `mcore data check finediving --root ROOT --annotations ANN ...more`. */
+const checkFineDiving = (root: string, annotations: string, ...more: string[]): string[] => [
+  'data',
+  'check',
+  'finediving',
+  '--root',
+  root,
+  '--annotations',
+  annotations,
+  ...more,
+];
+
 // 3 train keys, then 3 test keys, in split-file order; 01/121 and 01/1 share the video folder '01'.
 const KEYS = [
   'FINADivingWorldCup2021_Men3m_final_r1/8',
@@ -50,15 +62,7 @@ afterAll(async () => {
 
 describe('mcore data check: arguments', () => {
   it('a missing annotation folder exits 2 with one clear line', async () => {
-    const r = await mcore(
-      'data',
-      'check',
-      'finediving',
-      '--root',
-      tmp,
-      '--annotations',
-      path.join(tmp, 'nope'),
-    );
+    const r = await mcore(...checkFineDiving(tmp, path.join(tmp, 'nope')));
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
     expect(r.stderr).toBe(
@@ -85,17 +89,7 @@ describe.skipIf(!hasData)(`mcore data check finediving (skipped when ${annDir} i
     const root = path.join(tmp, 'empty');
     await mkdir(root);
     const t0 = performance.now();
-    const r = await mcore(
-      'data',
-      'check',
-      'finediving',
-      '--root',
-      root,
-      '--annotations',
-      annDir,
-      '--limit',
-      '2',
-    );
+    const r = await mcore(...checkFineDiving(root, annDir, '--limit', '2'));
     expect(performance.now() - t0).toBeLessThan(15000);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe('');
@@ -111,16 +105,7 @@ describe.skipIf(!hasData)(`mcore data check finediving (skipped when ${annDir} i
     expect(r.stdout).toMatch(/^ {2}train {6}min 0\.00 {2}mean 66\.70 {2}sd 15\.32 {2}max 114\.80$/m);
     expect(r.stdout).toMatch(/^difficulty {3}min 1\.50 .* max 4\.10$/m);
 
-    const json = await mcore(
-      'data',
-      'check',
-      'finediving',
-      '--root',
-      root,
-      '--annotations',
-      annDir,
-      '--json',
-    );
+    const json = await mcore(...checkFineDiving(root, annDir, '--json'));
     expect(json.code).toBe(1);
     const report = JSON.parse(json.stdout);
     expect(report.clips).toEqual({ total: 3000, train: 2251, test: 749 });
@@ -135,17 +120,7 @@ describe.skipIf(!hasData)(`mcore data check finediving (skipped when ${annDir} i
     expect(report.problems.total).toBe(3000);
     expect(report.problems.byKind).toEqual({ 'missing-video-folder': 3000 });
 
-    const some = await mcore(
-      'data',
-      'check',
-      'finediving',
-      '--root',
-      root,
-      '--annotations',
-      annDir,
-      '--keys',
-      KEYS.join(','),
-    );
+    const some = await mcore(...checkFineDiving(root, annDir, '--keys', KEYS.join(',')));
     expect(some.code).toBe(1);
     expect(some.stdout).toMatch(/^clips {8}6 \(train 3, test 3\)$/m);
     expect(some.stdout).toMatch(/^missing-video-folder: 6$/m);
@@ -162,17 +137,7 @@ describe.skipIf(!hasData)(`mcore data check finediving (skipped when ${annDir} i
       for (let f = r.startFrame; f <= r.endFrame; f++)
         await writeFile(path.join(dirOf(key), frameFileName(f)), await frameJpeg(f));
     }
-    const args = [
-      'data',
-      'check',
-      'finediving',
-      '--root',
-      root,
-      '--annotations',
-      annDir,
-      '--keys',
-      KEYS.join(','),
-    ];
+    const args = checkFineDiving(root, annDir, '--keys', KEYS.join(','));
     const clean = await mcore(...args, '--images');
     expect(clean.stderr).toMatch(/decoding frames: clips 6\/6/);
     expect(clean.code).toBe(0);
