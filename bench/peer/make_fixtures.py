@@ -54,6 +54,16 @@ def write_safetensors(path, tensors, metadata):
     os.replace(path + '.tmp', path)
 
 
+def print_sizes(folder):
+    """Prints every file of `folder` with its size, then the total (fixtures are committed: keep them small)."""
+    total = 0
+    for f in sorted(os.listdir(folder)):
+        size = os.path.getsize(os.path.join(folder, f))
+        total += size
+        print(f'{f}: {size} bytes')
+    print(f'total {total} bytes')
+
+
 def f32(t):
     return t.detach().to(torch.float32).cpu().numpy()
 
@@ -291,12 +301,7 @@ def main():
     write_safetensors(os.path.join(OUT, 'backbone-nogsm.safetensors'), {**w, **{f'io.{k}': v for k, v in io.items()}},
                       meta(cfg, {'mode': 'eval'}))
 
-    total = 0
-    for f in sorted(os.listdir(OUT)):
-        size = os.path.getsize(os.path.join(OUT, f))
-        total += size
-        print(f'{f}: {size} bytes')
-    print(f'total {total} bytes')
+    print_sizes(OUT)
 
 
 if __name__ == '__main__':

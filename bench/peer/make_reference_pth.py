@@ -381,12 +381,7 @@ def main():
     back = torch.load(os.path.join(OUT, 'mcore-reference-tiny.pth'))
     assert sorted(back) == sorted(ckpt) and isinstance(back['rho_best'], np.float64)
 
-    total = 0
-    for f in sorted(os.listdir(OUT)):
-        size = os.path.getsize(os.path.join(OUT, f))
-        total += size
-        print(f'{f}: {size} bytes')
-    print(f'total {total} bytes')
+    fx.print_sizes(OUT)
     print(json.dumps({'transitions': io['pred_transitions'].tolist()}))
 
 
