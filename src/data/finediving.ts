@@ -357,12 +357,25 @@ async function checkClipImages(
   concurrency: number,
 ): Promise<LayoutProblem[]> {
   const sizes = new Map<string, string>();
-  const problems: LayoutProblem[] = [];
+  // failOn 'warning' (stricter than readImage): a truncated JPEG can decode with a libjpeg warning
+  const decode = (file: string) =>
+    sharp(file, { failOn: 'warning' }).raw().toBuffer({ resolveWithObject: true });
+  const failed: string[] = [];
   await mapLimit(names, concurrency, async (name) => {
+    try {
+      const { info } = await decode(path.join(dir, name));
+      sizes.set(name, `${info.width}x${info.height}`);
+    } catch {
+      failed.push(name);
+    }
+  });
+  // Each failed file is decoded again on its own, for its reason: with decodes in parallel libvips can
+  // lose its error text (a truncated JPEG then reads "Input file has corrupt header:" only).
+  const problems: LayoutProblem[] = [];
+  for (const name of failed.sort()) {
     const file = path.join(dir, name);
     try {
-      // failOn 'warning' (stricter than readImage): a truncated JPEG can decode with a libjpeg warning
-      const { info } = await sharp(file, { failOn: 'warning' }).raw().toBuffer({ resolveWithObject: true });
+      const { info } = await decode(file);
       sizes.set(name, `${info.width}x${info.height}`);
     } catch (err) {
       const lines = (err as Error).message.split('\n').map((l) => l.trim());
@@ -374,8 +387,7 @@ async function checkClipImages(
         message: `cannot decode the JPEG (${reason})`,
       });
     }
-  });
-  problems.sort((a, b) => (a.path < b.path ? -1 : 1));
+  }
   const ordered = [...names].sort().filter((n) => sizes.has(n));
   if (ordered.length > 0) {
     const first = sizes.get(ordered[0])!;
