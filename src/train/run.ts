@@ -80,6 +80,14 @@ export async function openRunData(record: RunRecord, opts: OpenRunDataOptions = 
   const geometry = runGeometry(record.dataset, S);
   const dataset = await openDataset(record.dataset, { width: geometry.width, height: geometry.height });
   const clips = sampleClips(dataset, cfg.model.frames);
+  const unlabelled = clips.find((c) => c.stageQualities === undefined);
+  if (cfg.loss.qualityWeight > 0 && unlabelled) {
+    throw new McoreError(
+      'E_CONFIG',
+      `loss.qualityWeight=${cfg.loss.qualityWeight} needs the hidden stage qualities of every clip, but ` +
+        `'${unlabelled.key}' of ${record.dataset} has none (only SynthDive has them); set loss.qualityWeight=0`,
+    );
+  }
   const frames = frameSource(dataset, clips, geometry.transform, { cacheBytes: opts.frameCacheBytes });
   let source: RunData['source'] = frames;
   if (cfg.train.mode === 'head-only') {

@@ -76,5 +76,19 @@ describe('mcore train / eval / demo arguments', () => {
     const manifest = JSON.parse(await readFile(path.join(out, 'manifest.json'), 'utf8'));
     const clips = Array.isArray(manifest) ? manifest : manifest.clips;
     expect(clips).toHaveLength(2);
+    // A manifest dataset has no hidden stage qualities: L_q is refused before any data is decoded.
+    const q = await mcore(
+      'train',
+      '--dataset',
+      path.join(out, 'manifest.json'),
+      '--out',
+      path.join(out, 'run'),
+      '--set',
+      'loss.qualityWeight=1',
+    );
+    expect(q.code).toBe(2);
+    expect(q.stderr).toMatch(
+      /loss\.qualityWeight=1 needs the hidden stage qualities .*\(only SynthDive has them\); set loss\.qualityWeight=0/,
+    );
   });
 });
