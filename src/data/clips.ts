@@ -61,7 +61,8 @@ export const FRAME_CACHE_BYTES = 2 * 1024 ** 3;
  * come back after eviction instead of filling the memory.
  */
 export class FrameCache {
-  private readonly cache = new Map<string, Frame[]>(); // in use order: least recent first
+  /** Clip key -> frames and their bytes, least recently used first. */
+  private readonly cache = new Map<string, { frames: Frame[]; bytes: number }>();
   private bytes = 0;
   constructor(
     private readonly dataset: StagedDataset,
@@ -70,7 +71,7 @@ export class FrameCache {
   ) {}
 
   /** Decoded bytes held now. */
-  get size(): number {
+  get heldBytes(): number {
     return this.bytes;
   }
 
@@ -79,19 +80,19 @@ export class FrameCache {
     if (hit) {
       this.cache.delete(key);
       this.cache.set(key, hit);
-      return hit;
+      return hit.frames;
     }
     const clip = this.clips.get(key);
     if (!clip) throw new McoreError('E_INPUT', `clip '${key}' is not in dataset '${this.dataset.name}'`);
     const frames = await loadSampledFrames(this.dataset, clip);
     const bytes = frames.reduce((n, f) => n + f.data.byteLength, 0);
-    for (const [old, f] of this.cache) {
+    for (const [old, entry] of this.cache) {
       if (this.bytes + bytes <= this.maxBytes) break;
       this.cache.delete(old);
-      this.bytes -= f.reduce((n, x) => n + x.data.byteLength, 0);
+      this.bytes -= entry.bytes;
     }
     if (bytes <= this.maxBytes && !this.cache.has(key)) {
-      this.cache.set(key, frames);
+      this.cache.set(key, { frames, bytes });
       this.bytes += bytes;
     }
     return frames;

@@ -28,7 +28,7 @@ describe('FrameCache', () => {
     const first = await cache.frames(a);
     expect(await cache.frames(a)).toBe(first);
     expect(loads.get(a)).toBe(4);
-    expect(cache.size).toBe(perClip);
+    expect(cache.heldBytes).toBe(perClip);
   });
 
   it('keeps at most maxBytes, evicting the least recently used clip, and decodes it again later', async () => {
@@ -38,16 +38,16 @@ describe('FrameCache', () => {
     await cache.frames(b);
     await cache.frames(a); // a is now the most recent
     await cache.frames(c); // evicts b
-    expect(cache.size).toBe(2 * perClip);
+    expect(cache.heldBytes).toBe(2 * perClip);
     await cache.frames(a);
     expect(loads.get(a)).toBe(4);
     await cache.frames(b); // decoded again (evicts c)
     expect(loads.get(b)).toBe(8);
-    expect(cache.size).toBe(2 * perClip);
+    expect(cache.heldBytes).toBe(2 * perClip);
     // A clip larger than the whole budget is returned, not kept.
     const tiny = new FrameCache(d, byKey, perClip - 1);
     const again = await tiny.frames(a);
     expect(again.map((f) => Array.from(f.data))).toEqual(fa.map((f) => Array.from(f.data)));
-    expect(tiny.size).toBe(0);
+    expect(tiny.heldBytes).toBe(0);
   });
 });
