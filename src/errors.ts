@@ -9,7 +9,13 @@ export type McoreErrorCode =
   | 'E_SHAPE'
   | 'E_INPUT'
   | 'E_PICKLE'
-  | 'E_BACKEND';
+  | 'E_BACKEND'
+  /** A write failed for a reason the user can fix (full disk, permissions); see src/io/fs-errors.ts. */
+  | 'E_IO'
+  /** Another mcore process holds the lock of a run folder or bundle (src/io/lock.ts). */
+  | 'E_BUSY'
+  /** Training produced a non-finite loss. */
+  | 'E_DIVERGED';
 
 export class McoreError extends Error {
   readonly code: McoreErrorCode;

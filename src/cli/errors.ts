@@ -1,11 +1,13 @@
 /**
  * How the CLI reports errors (style guide: known errors in one line, unknown ones with their stack):
  * McoreError -> `mcore: <message>` and the exit code of its `code` (2: the user can fix it); usage
- * errors from commander -> commander's message (already printed) and 2; anything else -> the stack
- * and 1 (a bug in mcore).
+ * errors from commander -> commander's message (already printed) and 2; a file-system error the user
+ * can fix (full disk, quota, permissions, read-only, a file where a folder belongs: src/io/fs-errors.ts)
+ * -> one line naming the path and 2; anything else -> the stack and 1 (a bug in mcore).
  */
 import { CommanderError } from 'commander';
 import { McoreError, type McoreErrorCode } from '../errors.ts';
+import { fsErrorMessage } from '../io/fs-errors.ts';
 
 /** Exit code per McoreError code (typed against the code union: a new code must be listed). */
 export const EXIT_CODES: Readonly<Record<McoreErrorCode, number>> = {
@@ -16,6 +18,9 @@ export const EXIT_CODES: Readonly<Record<McoreErrorCode, number>> = {
   E_INPUT: 2,
   E_PICKLE: 2,
   E_BACKEND: 2,
+  E_IO: 2,
+  E_BUSY: 2,
+  E_DIVERGED: 2,
 };
 
 /** Exit code for command-line usage errors (unknown command or option, missing argument). */
@@ -38,6 +43,11 @@ export function reportError(
   if (err instanceof McoreError) {
     write(`${formatMcoreError(err)}\n`);
     return EXIT_CODES[err.code] ?? 2;
+  }
+  const fsMessage = fsErrorMessage(err);
+  if (fsMessage !== undefined) {
+    write(`mcore: ${fsMessage}\n`);
+    return 2;
   }
   const text = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : String(err);
   write(`mcore: internal error (please report it)\n${text}\n`);

@@ -1,5 +1,5 @@
 /**
- * `mcore train --dataset SPEC --out RUN [--config FILE] [--set key=value ...] [--resume] [--backbone FILE]`
+ * `mcore train --dataset SPEC --out RUN [--config FILE] [--set key=value ...] [--resume | --overwrite] [--backbone FILE]`
  * `mcore eval --run RUN [--exemplars N] [--dn | --no-dn] [--json]`
  */
 import type { Command } from 'commander';
@@ -25,6 +25,7 @@ export function register(program: Command): void {
     .option('--backbone <file>', 'backbone weights (safetensors) for train.mode=head-only')
     .option('--cache <dir>', 'feature cache of head-only training (default .cache/mcore/features)')
     .option('--resume', 'continue the run in --out exactly where its last checkpoint ended (may add epochs)')
+    .option('--overwrite', 'replace the run in --out (its checkpoints and log; other files are kept)')
     .addOption(frameCacheOption())
     .addOption(backendOption())
     .action(
@@ -35,6 +36,7 @@ export function register(program: Command): void {
         set: string[];
         backbone?: string;
         resume?: boolean;
+        overwrite?: boolean;
         cache?: string;
         frameCache?: number;
         backend: BackendName;
@@ -50,6 +52,7 @@ export function register(program: Command): void {
         const state = await trainRun(record, {
           out: o.out,
           resume: Boolean(o.resume),
+          overwrite: Boolean(o.overwrite),
           featureCache: o.cache,
           frameCacheBytes: o.frameCache,
           onProgress: (e) => {

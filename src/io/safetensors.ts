@@ -17,6 +17,7 @@
 import { readFile } from 'node:fs/promises';
 import { McoreError } from '../errors.ts';
 import { writeFileAtomic } from './atomic.ts';
+import { fsErrorMessage } from './fs-errors.ts';
 
 export type SafeDtype = 'F32' | 'F64' | 'I64' | 'F16' | 'BF16' | 'I32';
 
@@ -208,6 +209,7 @@ export async function writeSafetensors(
   try {
     await writeFileAtomic(path, bytes);
   } catch (err) {
+    if (fsErrorMessage(err) !== undefined) throw err; // full disk, permissions: src/io/fs-errors.ts
     throw new McoreError('E_WEIGHTS', `${path}: could not write (${(err as Error).message})`);
   }
 }

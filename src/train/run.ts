@@ -2,7 +2,6 @@
  * A training run on disk, as `mcore train` and `mcore eval` use it: the dataset and config are recorded
  * in the checkpoint, so `resume` and `eval` rebuild exactly the same model and data.
  */
-import { appendFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import { type RunConfig, resolveConfig } from '../config.ts';
@@ -19,8 +18,9 @@ import { disposeParams, initParams, type Params } from '../model/params.ts';
 import { loadWeights } from '../model/weights.ts';
 import { createRng } from '../rng.ts';
 import { createAdamState, disposeAdamState } from './adam.ts';
-import { type CheckpointInfo, loadCheckpoint, readCheckpointInfo, saveCheckpoint } from './checkpoint.ts';
+import { type CheckpointInfo, loadCheckpoint } from './checkpoint.ts';
 import type { Method } from './method.ts';
+import { RunFolder, readRunCheckpoint } from './run-folder.ts';
 import { type ClipSource, type TrainEvent, type TrainOptions, type TrainState, train } from './trainer.ts';
 
 /** What a run records besides the weights: enough to rebuild model and data. */
@@ -65,7 +65,7 @@ export interface OpenRunDataOptions {
 export async function readRunRecord(
   runDir: string,
 ): Promise<{ info: CheckpointInfo<RunRecord>; record: RunRecord }> {
-  const info = await readCheckpointInfo<RunRecord>(runDir);
+  const info = await readRunCheckpoint(runDir);
   return { info, record: { ...info.config, config: resolveConfig(info.config.config) } };
 }
 
@@ -137,6 +137,8 @@ export function trainOptionsOf(
 export interface TrainRunOptions {
   out: string;
   resume: boolean;
+  /** Replace the run already in `out` (its checkpoints and log); see src/train/run-folder.ts. */
+  overwrite?: boolean;
   onProgress?: (e: TrainEvent | { kind: 'features'; done: number; total: number }) => void;
   signal?: AbortSignal;
   /** Feature cache folder of head-only runs (default DEFAULT_FEATURE_CACHE). */
@@ -145,12 +147,28 @@ export interface TrainRunOptions {
   frameCacheBytes?: number;
 }
 
-/** Trains (or resumes) the run in `opts.out`; one checkpoint per epoch, one JSON line per epoch in log.jsonl. */
+/**
+ * Trains (or resumes) the run in `opts.out`; one checkpoint per epoch, one JSON line per epoch in
+ * log.jsonl. The folder is locked while training and refused when it holds anything, unless resumed or
+ * overwritten (src/train/run-folder.ts).
+ */
 export async function trainRun(
   record: RunRecord,
   opts: TrainRunOptions,
 ): Promise<Pick<TrainState, 'epoch' | 'history'>> {
-  await mkdir(opts.out, { recursive: true });
+  const folder = await RunFolder.open(opts.out, { resume: opts.resume, overwrite: opts.overwrite });
+  try {
+    return await trainInFolder(record, opts, folder);
+  } finally {
+    await folder.release();
+  }
+}
+
+async function trainInFolder(
+  record: RunRecord,
+  opts: TrainRunOptions,
+  folder: RunFolder,
+): Promise<Pick<TrainState, 'epoch' | 'history'>> {
   const method = methodOf(record);
   let params: Params;
   let state: TrainState | undefined;
@@ -177,18 +195,15 @@ export async function trainRun(
     signal: opts.signal,
   });
   const cfg = record.config;
-  const log = path.join(opts.out, 'log.jsonl');
   const trainState: TrainState = state ?? { epoch: 0, adam: createAdamState(), history: [] };
   try {
+    await folder.startLog(trainState.history);
     await train(method, params, data.source, {
       ...trainOptionsOf(cfg),
       state: trainState,
       signal: opts.signal,
       onProgress: opts.onProgress,
-      saveCheckpoint: async (p, s) => {
-        await appendFile(log, `${JSON.stringify(s.history[s.history.length - 1])}\n`);
-        return saveCheckpoint(opts.out, p, method.specs, s, record);
-      },
+      saveCheckpoint: (p, s) => folder.saveEpoch(p, method.specs, s, record),
     });
     return { epoch: trainState.epoch, history: trainState.history };
   } finally {

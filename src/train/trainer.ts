@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ExemplarIndex } from '../data/sampling.ts';
+import { McoreError } from '../errors.ts';
 import { namedGrads, type ParamSpecs, type Params } from '../model/params.ts';
 import { createRng, type Rng, shuffled } from '../rng.ts';
 import { type AdamConfig, type AdamState, adamStep, createAdamState } from './adam.ts';
@@ -104,7 +105,10 @@ export function epochBatches(
   return out;
 }
 
-/** One optimisation step; returns the loss terms as numbers. Leaves no tensors behind. */
+/**
+ * One optimisation step; returns the loss terms as numbers. Leaves no tensors behind. A non-finite
+ * loss is McoreError('E_DIVERGED') thrown before the update, so the parameters stay as they were.
+ */
 export function trainStep(
   method: Method,
   params: Params,
@@ -128,9 +132,17 @@ export function trainStep(
     params,
     names,
   );
-  adamStep(params, specs, named, adam, adamCfg);
   const out: Record<string, number> = { total: value.dataSync()[0] };
   for (const [k, t] of Object.entries(kept)) out[k] = t.dataSync()[0];
+  if (!Number.isFinite(out.total)) {
+    tf.dispose([value, ...Object.values(named), ...Object.values(kept)]);
+    const terms = Object.entries(out)
+      .filter(([k]) => k !== 'total')
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+    throw new McoreError('E_DIVERGED', `the loss is ${out.total} (${terms})`);
+  }
+  adamStep(params, specs, named, adam, adamCfg);
   tf.dispose([value, ...Object.values(named), ...Object.values(kept)]);
   return out;
 }
@@ -172,15 +184,21 @@ export async function train(
         scores: [...queries.map((q) => q.score), ...ex.map((e) => e.score)],
         ...stageQualitiesOf([...queries, ...ex]),
       };
-      const terms = trainStep(
-        method,
-        params,
-        method.specs,
-        batch,
-        state.adam,
-        adamCfg,
-        opts.seed * 7 + epoch * 100003 + s,
-      );
+      let terms: Record<string, number>;
+      try {
+        terms = trainStep(method, params, method.specs, batch, state.adam, adamCfg, opts.seed * 7 + epoch * 100003 + s);
+      } catch (err) {
+        input.dispose();
+        if (!(err instanceof McoreError && err.code === 'E_DIVERGED')) throw err;
+        const scores = batch.scores.filter(Number.isFinite);
+        const range = scores.length > 0 ? `${Math.min(...scores)} to ${Math.max(...scores)}` : 'none finite';
+        throw new McoreError(
+          'E_DIVERGED',
+          `training diverged at epoch ${epoch + 1}, step ${s + 1}/${batches.length}: ${err.message}; ` +
+            `no checkpoint was written for this epoch. Check the scores' range (this batch: ${range}; ` +
+            `score = y_e + train.scoreScale * delta) or lower the learning rate (train.lr=${opts.adam.lr})`,
+        );
+      }
       input.dispose();
       for (const [k, v] of Object.entries(terms)) sums[k] = (sums[k] ?? 0) + v;
       opts.onProgress?.({
