@@ -11,7 +11,10 @@
  *   exemplars.safetensors  `tokens` [E, K*L, D]: the stage tokens of every training clip
  *   exemplars.json         per row of `tokens`: key, action type, score, transitions
  *
- * The manifest is written last, so an interrupted export leaves no manifest and reads as incomplete.
+ * A bundle is written as a whole (src/io/replace-folder.ts): its files go to a staging folder beside it,
+ * which then replaces the old bundle by renames, so a killed export leaves the old bundle or the new
+ * one, never a mix that loads. One export at a time per bundle: `lockBundle` takes `.NAME.mcore-lock`
+ * beside it (src/io/lock.ts). A bundle folder is replaced only if it holds nothing but bundle files.
  * A bundle whose major version differs from this mcore's is refused (E_INPUT, naming both versions).
  *
  * @example
@@ -19,13 +22,15 @@
  * b.manifest.stageNames;          // ['take-off', 'flight', 'entry']
  * b.exemplars.records.length;     // training clips in the bank
  */
-import { access, mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { runConfigSchema } from '../config.ts';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../data/transforms.ts';
 import { McoreError } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { acquireLock, type Lock } from '../io/lock.ts';
+import { checkReplaceable, leftoversOf, replaceFolder } from '../io/replace-folder.ts';
 import { encodeSafetensors, readSafetensors } from '../io/safetensors.ts';
 import { featureDim, type ModelConfig } from '../model/config.ts';
 import { VERSION } from '../version.ts';
@@ -178,13 +183,36 @@ function major(version: string): number {
   return Number.parseInt(version.split('.')[0] ?? '', 10);
 }
 
+/** Whether `name` (an entry of a bundle folder) is a bundle file or a temporary file of one. */
+export function ownedByBundle(name: string): boolean {
+  const base = name.replace(/\.tmp-\d+-[0-9a-f]{8}$/, '');
+  return (Object.values(BUNDLE_FILES) as string[]).includes(base);
+}
+
+const BUNDLE_TARGET = { owns: ownedByBundle, what: 'scoring bundle' };
+
 /**
- * Writes a bundle folder: the three graphs, the exemplar bank, then the manifest (atomically, each
- * file). Throws E_SHAPE if the bank's tokens do not fill [E, K*L, D].
+ * Takes the lock of bundle folder `dir` (`.NAME.mcore-lock` beside it): one writer at a time. Checks
+ * first that `dir` can take a bundle (absent, or a folder of bundle files only; else E_INPUT), so an
+ * export is refused before its work, not after.
+ */
+export async function lockBundle(dir: string): Promise<Lock> {
+  const abs = path.resolve(dir);
+  await checkReplaceable(abs, BUNDLE_TARGET);
+  await mkdir(path.dirname(abs), { recursive: true });
+  return acquireLock(path.join(path.dirname(abs), `.${path.basename(abs)}.mcore-lock`), `the bundle ${abs}`);
+}
+
+/**
+ * Writes a bundle folder as a whole: the three graphs, the exemplar bank and the manifest into a
+ * staging folder, which then replaces `dir` (see the file comment). Takes the bundle's lock unless
+ * `opts.locked` says the caller holds it (lockBundle). Throws E_SHAPE if the bank's tokens do not fill
+ * [E, K*L, D]; E_INPUT if `dir` is a file or holds other files; E_BUSY if another process writes it.
  */
 export async function writeBundle(
   dir: string,
   parts: { manifest: BundleManifest; graphs: BundleGraphs; exemplars: ExemplarBank },
+  opts: { locked?: boolean } = {},
 ): Promise<void> {
   const { manifest, graphs, exemplars } = parts;
   const per = manifest.stages * manifest.tokensPerStage;
@@ -195,7 +223,21 @@ export async function writeBundle(
       `bundle exemplars: ${exemplars.tokens.length} token values for ${E} clips x ${per} tokens x ${manifest.featureDim}`,
     );
   }
-  await mkdir(dir, { recursive: true });
+  const lock = opts.locked ? undefined : await lockBundle(dir);
+  try {
+    await replaceFolder(dir, (staging) => writeBundleFiles(staging, parts), BUNDLE_TARGET);
+  } finally {
+    await lock?.release();
+  }
+}
+
+async function writeBundleFiles(
+  dir: string,
+  parts: { manifest: BundleManifest; graphs: BundleGraphs; exemplars: ExemplarBank },
+): Promise<void> {
+  const { manifest, graphs, exemplars } = parts;
+  const per = manifest.stages * manifest.tokensPerStage;
+  const E = exemplars.records.length;
   const file = (name: string) => path.join(dir, name);
   await writeFileAtomic(file(BUNDLE_FILES.backbone), graphs.backbone);
   await writeFileAtomic(file(BUNDLE_FILES.segmenter), graphs.segmenter);
@@ -263,13 +305,27 @@ export async function readBundle(dir: string): Promise<BundleOnDisk> {
   const abs = path.resolve(dir);
   const missing: string[] = [];
   for (const name of Object.values(BUNDLE_FILES)) {
-    try {
-      await access(path.join(abs, name));
-    } catch {
-      missing.push(name);
+    const isFile = await stat(path.join(abs, name)).then(
+      (s) => s.isFile(),
+      () => undefined,
+    );
+    if (isFile === undefined) missing.push(name);
+    else if (!isFile) {
+      throw new McoreError(
+        'E_INPUT',
+        `${path.join(abs, name)}: is a folder, not a file; this is not a valid scoring bundle: export it again with 'mcore export'`,
+      );
     }
   }
   if (missing.length === Object.keys(BUNDLE_FILES).length) {
+    const { old } = await leftoversOf(abs);
+    if (old.length > 0) {
+      throw new McoreError(
+        'E_INPUT',
+        `${abs}: no bundle here; an export was interrupted while replacing it, and the previous bundle is ` +
+          `intact in ${old[0]}: rename it to ${abs}, or export again`,
+      );
+    }
     throw new McoreError(
       'E_INPUT',
       `${abs}: not a scoring bundle (none of its files is there); write one with 'mcore export --run RUN --out ${dir}'`,

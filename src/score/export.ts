@@ -24,6 +24,7 @@ import {
   type BundleManifest,
   type BundleTransform,
   type ExemplarRecord,
+  lockBundle,
   makeManifest,
   squeezeCropTransform,
   writeBundle,
@@ -70,13 +71,24 @@ export function bundleGraphs(params: Params, model: ModelConfig): BundleGraphs {
 
 /**
  * Writes a complete bundle to `dir` from `params` (not disposed): graphs, the exemplar bank of
- * `opts.exemplars` (each clip encoded once in ONNX Runtime), then the manifest. Returns the manifest.
+ * `opts.exemplars` (each clip encoded once in ONNX Runtime), then the manifest, replacing any bundle
+ * in `dir` as a whole. The bundle's lock is held from the start: a second export to the same folder
+ * is refused at once (E_BUSY). Returns the manifest.
  */
 export async function exportBundle(
   dir: string,
   params: Params,
   opts: BundleExportOptions,
 ): Promise<BundleManifest> {
+  const lock = await lockBundle(dir);
+  try {
+    return await exportLocked(dir, params, opts);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function exportLocked(dir: string, params: Params, opts: BundleExportOptions): Promise<BundleManifest> {
   const manifest = makeManifest(opts.model, {
     stageNames: opts.stageNames,
     scoreScale: opts.scoreScale,
@@ -138,7 +150,7 @@ export async function exportBundle(
   } finally {
     await encoder.dispose();
   }
-  await writeBundle(dir, { manifest, graphs, exemplars: { records, tokens } });
+  await writeBundle(dir, { manifest, graphs, exemplars: { records, tokens } }, { locked: true });
   return manifest;
 }
 

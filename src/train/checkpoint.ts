@@ -4,15 +4,15 @@
  * `loadWeights` and by `safetensors.torch`), `optimizer.safetensors` (Adam moments) and a copy of its
  * record, `checkpoint.json`; then it replaces `RUN/checkpoint.json` atomically (write + rename): it names
  * the folder, the epoch, the run config, the history and the mcore version. A crash at any point
- * leaves the previous checkpoint intact. Only then is the previous folder removed, and only if it is a
- * `ckpt-NNNN` folder directly inside the run: whatever a stale or foreign checkpoint.json says, nothing
- * else is ever deleted.
+ * leaves the previous checkpoint intact. Only then are older checkpoint folders removed (the previous one,
+ * and any a killed run left), and only `ckpt-NNNN` folders directly inside the run: whatever a stale or
+ * foreign checkpoint.json says, nothing else is ever deleted.
  *
  * checkpoint.json is validated when read (zod): a missing config, a null history, a folder that is not
  * `ckpt-NNNN` are McoreError('E_INPUT') naming the file and the field, and saying which checkpoint
  * folder of the run is complete and could be resumed from.
  */
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
@@ -122,8 +122,13 @@ export async function saveCheckpoint<C>(
     throw err;
   }
   crashPoint('checkpoint:json');
-  const old = previous === folder ? undefined : checkpointFolderPath(runDir, previous);
-  if (old) await rm(old, { recursive: true, force: true });
+  // The run keeps its latest checkpoint only: the previous one and any left by a killed run go, and
+  // only folders named ckpt-NNNN directly inside the run (checkpointFolderPath), never what
+  // checkpoint.json names.
+  for (const name of await readdir(runDir)) {
+    const old = name === folder ? undefined : checkpointFolderPath(runDir, name);
+    if (old && (await lstat(old)).isDirectory()) await rm(old, { recursive: true, force: true });
+  }
   return path.join(runDir, CHECKPOINT_FILE);
 }
 
