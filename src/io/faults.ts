@@ -38,7 +38,7 @@ export function crashPoint(name: string): void {
 /** Throws an fs-style error (code, syscall 'write', path) when the test injects a failing write to `file`. */
 export function injectedWriteFault(file: string): void {
   const want = parse(process.env.MCORE_TEST_FAIL_WRITE);
-  if (!want || want.parts.length !== 2 || want.parts[1] !== path.basename(file)) return;
+  if (want?.parts.length !== 2 || want.parts[1] !== path.basename(file)) return;
   const n = (counts.get(`write:${file}`) ?? 0) + 1;
   counts.set(`write:${file}`, n);
   if (want.nth !== undefined && n !== want.nth) return;

@@ -39,7 +39,8 @@ export function fsErrorMessage(err: unknown): string | undefined {
   const e = err as NodeJS.ErrnoException & { dest?: string };
   if (typeof e.code !== 'string') return undefined;
   let fix = FIXES[e.code];
-  if (e.code === 'EEXIST' && e.syscall === 'mkdir') fix = 'a file is in the way of the folder; give a folder path';
+  if (e.code === 'EEXIST' && e.syscall === 'mkdir')
+    fix = 'a file is in the way of the folder; give a folder path';
   if (fix === undefined) return undefined;
   const verb = VERBS[e.syscall ?? ''] ?? 'cannot access';
   const where = e.path ?? '(unknown path)';

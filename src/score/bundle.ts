@@ -214,7 +214,7 @@ export async function writeBundle(
   parts: { manifest: BundleManifest; graphs: BundleGraphs; exemplars: ExemplarBank },
   opts: { locked?: boolean } = {},
 ): Promise<void> {
-  const { manifest, graphs, exemplars } = parts;
+  const { manifest, exemplars } = parts;
   const per = manifest.stages * manifest.tokensPerStage;
   const E = exemplars.records.length;
   if (exemplars.tokens.length !== E * per * manifest.featureDim) {

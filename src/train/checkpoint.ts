@@ -112,13 +112,16 @@ export async function saveCheckpoint<C>(
         moments[`${kind}.${name}`] = { dtype: 'F32', shape: t.shape, data: (await t.data()) as Float32Array };
       }
     }
-    await writeSafetensors(path.join(dir, 'optimizer.safetensors'), moments, { step: String(state.adam.step) });
+    await writeSafetensors(path.join(dir, 'optimizer.safetensors'), moments, {
+      step: String(state.adam.step),
+    });
     await writeFileAtomic(path.join(dir, CHECKPOINT_FILE), record);
     crashPoint('checkpoint:optimizer');
     await writeFileAtomic(path.join(runDir, CHECKPOINT_FILE), record);
   } catch (err) {
     // A folder this call created and checkpoint.json does not name is half a checkpoint: free its space.
-    if (!existed && previous !== folder) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    if (!existed && previous !== folder)
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     throw err;
   }
   crashPoint('checkpoint:json');
@@ -146,7 +149,9 @@ export async function newestCompleteCheckpoint(
     try {
       await stat(path.join(dir, 'weights.safetensors'));
       await stat(path.join(dir, 'optimizer.safetensors'));
-      const parsed = checkpointSchema.safeParse(JSON.parse(await readFile(path.join(dir, CHECKPOINT_FILE), 'utf8')));
+      const parsed = checkpointSchema.safeParse(
+        JSON.parse(await readFile(path.join(dir, CHECKPOINT_FILE), 'utf8')),
+      );
       if (parsed.success && parsed.data.folder === folder) return { folder, epoch: parsed.data.epoch };
     } catch {
       // incomplete: try the one before
@@ -193,7 +198,10 @@ export async function readCheckpointInfo<C = unknown>(
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new McoreError('E_INPUT', `${file}: not valid JSON (${(e as Error).message})${await resumeHint(runDir)}`);
+    throw new McoreError(
+      'E_INPUT',
+      `${file}: not valid JSON (${(e as Error).message})${await resumeHint(runDir)}`,
+    );
   }
   const parsed = checkpointSchema.safeParse(raw);
   if (!parsed.success) {

@@ -186,7 +186,15 @@ export async function train(
       };
       let terms: Record<string, number>;
       try {
-        terms = trainStep(method, params, method.specs, batch, state.adam, adamCfg, opts.seed * 7 + epoch * 100003 + s);
+        terms = trainStep(
+          method,
+          params,
+          method.specs,
+          batch,
+          state.adam,
+          adamCfg,
+          opts.seed * 7 + epoch * 100003 + s,
+        );
       } catch (err) {
         input.dispose();
         if (!(err instanceof McoreError && err.code === 'E_DIVERGED')) throw err;

@@ -60,7 +60,11 @@ describe('acquireLock', () => {
       `if that process is gone, remove ${file}`,
     );
     await writeFile(file, 'not json');
-    await expectMcoreRejection(acquireLock(file, 'C'), 'E_BUSY', `C is locked by ${file}, which is not an mcore lock`);
+    await expectMcoreRejection(
+      acquireLock(file, 'C'),
+      'E_BUSY',
+      `C is locked by ${file}, which is not an mcore lock`,
+    );
     expect(await readFile(file, 'utf8')).toBe('not json'); // untouched
   });
 
