@@ -86,10 +86,8 @@ export async function saveCheckpoint<C>(
   const previous = await readFile(path.join(runDir, CHECKPOINT_FILE), 'utf8')
     .then((t) => (JSON.parse(t) as { folder?: unknown }).folder)
     .catch(() => undefined);
-  const existed = await stat(dir).then(
-    () => true,
-    () => false,
-  );
+  // A folder of this epoch that checkpoint.json does not name was left by a killed run: start it afresh.
+  if (previous !== folder) await rm(dir, { recursive: true, force: true });
   const info: CheckpointInfo<C> = {
     version: VERSION,
     epoch: state.epoch,
@@ -120,8 +118,7 @@ export async function saveCheckpoint<C>(
     await writeFileAtomic(path.join(runDir, CHECKPOINT_FILE), record);
   } catch (err) {
     // A folder this call created and checkpoint.json does not name is half a checkpoint: free its space.
-    if (!existed && previous !== folder)
-      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    if (previous !== folder) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     throw err;
   }
   crashPoint('checkpoint:json');
