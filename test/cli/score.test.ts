@@ -1,4 +1,4 @@
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,14 +6,16 @@ import { useBackend } from '../../src/backend.ts';
 import { resolveConfig } from '../../src/config.ts';
 import { exportFrameFolders, exportMp4 } from '../../src/data/export.ts';
 import { openSynthDive } from '../../src/data/open.ts';
+import { lockBundle } from '../../src/score/bundle.ts';
 import { trainRun } from '../../src/train/run.ts';
 import { VERSION } from '../../src/version.ts';
-import { mcore } from '../helpers/cli.ts';
+import { mcore, mcoreEnv } from '../helpers/cli.ts';
 
 let tmp: string;
 let bundle: string;
 let folder: string;
 let mp4: string;
+let run: string;
 
 beforeAll(async () => {
   await useBackend('wasm');
@@ -23,7 +25,7 @@ beforeAll(async () => {
     model: { frames: 16, imageSize: 32 },
     train: { epochs: 1 },
   });
-  const run = path.join(tmp, 'run');
+  run = path.join(tmp, 'run');
   await trainRun({ dataset: 'synthdive:seed=1,clips=36,size=32', config }, { out: run, resume: false });
   const ds = openSynthDive({ seed: 1, clips: 36, size: 32 });
   await exportFrameFolders(ds, path.join(tmp, 'frames'), { keys: ['synthdive-0001'] });
@@ -155,5 +157,61 @@ describe('mcore score', () => {
     const damaged = await mcore('score', truncated, '--model', bundle, '--allow-damaged', '--json');
     expect(damaged.code).toBe(0);
     expect(JSON.parse(damaged.stdout).warnings.join(' ')).toMatch(/truncated or damaged/);
+  });
+
+  it('replaces a bundle as a whole: a killed, refused or full-disk export leaves the old one whole', async () => {
+    const parent = await mkdtemp(path.join(tmp, 'swap-'));
+    const target = path.join(parent, 'bundle');
+    await cp(bundle, target, { recursive: true });
+    const manifest0 = await readFile(path.join(target, 'manifest.json'), 'utf8');
+    const exportTo = (env: Record<string, string>) => mcoreEnv(env, 'export', '--run', run, '--out', target);
+    const scoreWith = (model: string) => mcore('score', mp4, '--model', model, '--json', '--exemplars', '4');
+    const score0 = JSON.parse((await scoreWith(target)).stdout).score;
+
+    // Killed while writing the new files (4th atomic write): the old bundle is untouched and scores.
+    const a = await exportTo({ MCORE_TEST_CRASH_AT: 'atomic:before-rename:4' });
+    expect(a.signal).toBe('SIGKILL');
+    expect(await readFile(path.join(target, 'manifest.json'), 'utf8')).toBe(manifest0);
+    expect(JSON.parse((await scoreWith(target)).stdout).score).toBe(score0);
+
+    // Disk full while writing the exemplar bank: exit 2 naming the file; the old bundle is untouched.
+    const b = await exportTo({ MCORE_TEST_FAIL_WRITE: 'ENOSPC:exemplars.safetensors' });
+    expect(b.code, b.stderr).toBe(2);
+    const line = b.stderr.split('\n').filter((l) => l.startsWith('mcore:'));
+    expect(line).toHaveLength(1);
+    expect(line[0]).toMatch(
+      /^mcore: cannot write .*exemplars\.safetensors: no space left on the device.*\(ENOSPC\)$/,
+    );
+    expect(await readFile(path.join(target, 'manifest.json'), 'utf8')).toBe(manifest0);
+
+    // Another export holds the bundle: refused at once, in one line.
+    const lock = await lockBundle(target);
+    const c = await exportTo({});
+    await lock.release();
+    expect(c.code).toBe(2);
+    expect(c.stderr).toMatch(
+      new RegExp(`^mcore: the bundle ${target} is in use by another mcore process \\(pid ${process.pid} `),
+    );
+    expect(await readFile(path.join(target, 'manifest.json'), 'utf8')).toBe(manifest0);
+
+    // Killed between moving the old bundle aside and moving the new one in: nothing loads at the name,
+    // and the message points to the intact old bundle.
+    const d = await exportTo({ MCORE_TEST_CRASH_AT: 'bundle:swap' });
+    expect(d.signal).toBe('SIGKILL');
+    const aside = (await readdir(parent)).filter((n) => n.startsWith('.bundle.old-'));
+    expect(aside).toHaveLength(1);
+    expect(await readFile(path.join(parent, aside[0], 'manifest.json'), 'utf8')).toBe(manifest0);
+    const e = await scoreWith(target);
+    expect(e.code).toBe(2);
+    expect(e.stderr).toMatch(
+      /no bundle here; an export was interrupted while replacing it, and the previous bundle is intact in .*\.bundle\.old-/,
+    );
+
+    // The next export completes and cleans up what the killed ones left.
+    const f = await exportTo({});
+    expect(f.code, f.stderr).toBe(0);
+    expect(await readdir(parent)).toEqual(['bundle']);
+    expect(await readFile(path.join(target, 'manifest.json'), 'utf8')).not.toBe(manifest0);
+    expect(JSON.parse((await scoreWith(target)).stdout).score).toBe(score0);
   });
 });

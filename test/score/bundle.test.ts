@@ -1,4 +1,4 @@
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -16,6 +16,7 @@ import { createRng, type Rng } from '../../src/rng.ts';
 import {
   BUNDLE_FILES,
   type ExemplarBank,
+  lockBundle,
   makeManifest,
   readBundle,
   squareTransform,
@@ -26,6 +27,7 @@ import { bundleGraphs } from '../../src/score/export.ts';
 import { chooseExemplars, loadBundle } from '../../src/score/scorer.ts';
 import { scorerWithTokenDeltas, TOKEN_DELTA } from '../../src/score/scorer-graph.ts';
 import { VERSION } from '../../src/version.ts';
+import { expectMcoreRejection } from '../helpers/errors.ts';
 
 const cfg = { ...modelConfig('mcore-tiny'), frames: 8 };
 const K = cfg.stages;
@@ -280,6 +282,70 @@ describe('bundle files', () => {
       await expect(readBundle(copy), `${file}: ${message}`).rejects.toThrow(message);
     }
     await expect(readBundle(tmp)).rejects.toThrow(/not a scoring bundle \(none of its files is there\)/);
+  });
+
+  it('is replaced as a whole, only over bundle files, one writer at a time', async () => {
+    const parent = await mkdtemp(path.join(tmp, 'whole-'));
+    const target = path.join(parent, 'b');
+    const manifest = makeManifest(cfg, { stageNames: ['a', 'b', 'c'], scoreScale: 10 });
+    const graphs = bundleGraphs(params, cfg);
+    await writeBundle(target, { manifest, graphs, exemplars: bank });
+    const one = { records: [bank.records[0]], tokens: bank.tokens.slice(0, K * L * D) };
+    await writeBundle(target, { manifest: { ...manifest, scoreScale: 7 }, graphs, exemplars: one });
+    const b = await readBundle(target);
+    expect(b.manifest.scoreScale).toBe(7);
+    expect(b.exemplars.records).toEqual([bank.records[0]]);
+    expect((await readdir(parent)).sort()).toEqual(['b']); // no staging, old folder or lock left
+
+    // Another writer holds the lock: refused, nothing changes.
+    const lock = await lockBundle(target);
+    await expectMcoreRejection(
+      writeBundle(target, { manifest, graphs, exemplars: bank }),
+      'E_BUSY',
+      `the bundle ${target} is in use by another mcore process`,
+    );
+    await lock.release();
+    expect((await readBundle(target)).manifest.scoreScale).toBe(7);
+
+    // A folder holding other files, or a file: refused before anything is written.
+    const mixed = path.join(parent, 'mixed');
+    await mkdir(mixed);
+    await writeFile(path.join(mixed, 'notes.txt'), 'mine');
+    await expectMcoreRejection(
+      writeBundle(mixed, { manifest, graphs, exemplars: bank }),
+      'E_INPUT',
+      `${mixed}: holds files that are not part of a scoring bundle (notes.txt)`,
+    );
+    expect(await readdir(mixed)).toEqual(['notes.txt']);
+    await expectMcoreRejection(
+      writeBundle(path.join(mixed, 'notes.txt'), { manifest, graphs, exemplars: bank }),
+      'E_INPUT',
+      'notes.txt: is a file, not a folder',
+    );
+
+    // Killed between the two renames: no bundle at the name, the old one intact beside it and named.
+    const aside = path.join(parent, '.b.old-123-0123abcd');
+    await rename(target, aside);
+    await expectMcoreRejection(
+      readBundle(target),
+      'E_INPUT',
+      `the previous bundle is intact in ${aside}: rename it to ${target}, or export again`,
+    );
+    await writeBundle(target, { manifest, graphs, exemplars: bank });
+    expect((await readdir(parent)).sort()).toEqual(['b', 'mixed']);
+    expect((await readBundle(target)).exemplars.records).toEqual(bank.records);
+  });
+
+  it('refuses a bundle whose manifest.json is a folder, in one line', async () => {
+    const copy = await mkdtemp(path.join(tmp, 'dir-manifest-'));
+    await cp(dir, copy, { recursive: true });
+    await rm(path.join(copy, BUNDLE_FILES.manifest));
+    await mkdir(path.join(copy, BUNDLE_FILES.manifest));
+    await expectMcoreRejection(
+      readBundle(copy),
+      'E_INPUT',
+      `${path.join(copy, BUNDLE_FILES.manifest)}: is a folder, not a file`,
+    );
   });
 
   it('loadBundle refuses a scorer without the token_delta output', async () => {
