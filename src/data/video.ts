@@ -25,7 +25,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
@@ -144,11 +144,30 @@ function snapFps(fps: number): number {
     : fps;
 }
 
+/** Whether the file starts with an ISO base media box (ftyp, mdat, ...): an MP4/MOV, maybe cut short. */
+async function startsLikeMp4(file: string): Promise<boolean> {
+  try {
+    const fh = await open(file, 'r');
+    try {
+      const head = Buffer.alloc(8);
+      const { bytesRead } = await fh.read(head, 0, 8, 0);
+      return (
+        bytesRead === 8 && ['ftyp', 'mdat', 'wide', 'free', 'skip'].includes(head.toString('latin1', 4, 8))
+      );
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Probes a video with one fast stream-copy pass of ffmpeg (`-c copy -f null`): frame count, fps,
  * duration, size. Not a video, no video stream, a missing or unreadable file: McoreError('E_INPUT') with
  * the file name and ffmpeg's one-line reason. A truncated file whose start is readable gives the readable
- * frames and a warning.
+ * frames and a warning. An MP4 cut before its index (moov atom missing) has no readable frame: E_INPUT
+ * saying so (nothing to salvage).
  */
 export async function probeVideo(path: string): Promise<VideoInfo> {
   const abs = resolve(path);
@@ -160,6 +179,16 @@ export async function probeVideo(path: string): Promise<VideoInfo> {
   const frameCount = Number([...run.stdout.matchAll(/^frame=(\d+)/gm)].pop()?.[1] ?? 0);
   const input = run.stderr.split(/^\[info\] Output #0/m)[0];
   const stream = /Stream #\d+:\d+.*?: Video: (\w+).*$/m.exec(input);
+  if (/moov atom not found/i.test(run.stderr) && (await startsLikeMp4(abs))) {
+    // An MP4 or MOV whose index (written last unless faststart) never made it to disk: the frames may
+    // be there, but nothing says where one ends and the next begins.
+    throw new McoreError(
+      'E_INPUT',
+      `${abs}: moov atom missing (ffmpeg: moov atom not found): the file was cut before its index was ` +
+        'written; nothing can be salvaged, even with --allow-damaged; export or copy the video again ' +
+        '(an index can only be rebuilt from an intact recording of the same camera, e.g. with untrunc)',
+    );
+  }
   if (run.code !== 0 || !stream || frameCount === 0) {
     const reason = ffmpegReason(errors.join('\n'), abs) || 'no video frames';
     throw new McoreError(

@@ -6,10 +6,12 @@ import { useBackend } from '../../src/backend.ts';
 import { resolveConfig } from '../../src/config.ts';
 import { exportFrameFolders, exportMp4 } from '../../src/data/export.ts';
 import { openSynthDive } from '../../src/data/open.ts';
+import { encodeMp4 } from '../../src/data/video.ts';
 import { lockBundle } from '../../src/score/bundle.ts';
 import { trainRun } from '../../src/train/run.ts';
 import { VERSION } from '../../src/version.ts';
 import { mcore, mcoreEnv } from '../helpers/cli.ts';
+import { grey } from '../helpers/frames.ts';
 
 let tmp: string;
 let bundle: string;
@@ -115,6 +117,17 @@ describe('mcore score', () => {
     const bytes = await readFile(mp4);
     const truncated = path.join(tmp, 'truncated.mp4');
     await writeFile(truncated, bytes.subarray(0, Math.floor(bytes.length * 0.6)));
+    // Index at the end (no faststart), cut in half: the moov atom is gone, nothing is decodable.
+    const tailIndex = path.join(tmp, 'tail-index.mp4');
+    await encodeMp4(
+      Array.from({ length: 30 }, (_, i) => grey(32, 32, 8 * i)),
+      25,
+      tailIndex,
+      { faststart: false },
+    );
+    const noMoov = path.join(tmp, 'no-moov.mp4');
+    const tailBytes = await readFile(tailIndex);
+    await writeFile(noMoov, tailBytes.subarray(0, tailBytes.length >> 1));
     const newer = path.join(tmp, 'bundle-newer');
     await cp(bundle, newer, { recursive: true });
     const manifest = path.join(newer, 'manifest.json');
@@ -130,6 +143,10 @@ describe('mcore score', () => {
       [
         [truncated, '--model', bundle],
         /truncated\.mp4: the file is truncated or damaged .* pass --allow-damaged/,
+      ],
+      [
+        [noMoov, '--model', bundle, '--allow-damaged'],
+        /no-moov\.mp4: moov atom missing .*: the file was cut before its index was written; nothing can be salvaged, even with --allow-damaged/,
       ],
       [
         [path.join(tmp, 'missing.mp4'), '--model', bundle],
