@@ -16,12 +16,23 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
     await rename(tmp, file);
   } catch (err) {
     await rm(tmp, { force: true });
-    throw err;
+    throw withPath(err, file);
   }
+}
+
+/** An fs error of a write names no path (ENOSPC from write(2) has only the fd): name the target. */
+function withPath(err: unknown, file: string): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (err instanceof Error && typeof e.code === 'string' && e.path === undefined) e.path = file;
+  return err;
 }
 
 /** Appends `text` to `file` (created if absent). */
 export async function appendText(file: string, text: string): Promise<void> {
-  injectedWriteFault(file);
-  await appendFile(file, text);
+  try {
+    injectedWriteFault(file);
+    await appendFile(file, text);
+  } catch (err) {
+    throw withPath(err, file);
+  }
 }

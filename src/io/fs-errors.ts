@@ -43,7 +43,6 @@ export function fsErrorMessage(err: unknown): string | undefined {
     fix = 'a file is in the way of the folder; give a folder path';
   if (fix === undefined) return undefined;
   const verb = VERBS[e.syscall ?? ''] ?? 'cannot access';
-  const where = e.path ?? '(unknown path)';
-  const dest = e.dest ? ` (to ${e.dest})` : '';
-  return `${verb} ${where}${dest}: ${fix} (${e.code})`;
+  const where = e.path === undefined ? '' : ` ${e.path}${e.dest ? ` (to ${e.dest})` : ''}`;
+  return `${verb}${where}: ${fix} (${e.code})`;
 }

@@ -13,6 +13,7 @@ import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { McoreError } from '../errors.ts';
 import { crashPoint } from './faults.ts';
+import { fsErrorMessage } from './fs-errors.ts';
 
 /** Leftovers of interrupted replacements of `dir`: the staging and the moved-aside folders beside it. */
 export async function leftoversOf(dir: string): Promise<{ partial: string[]; old: string[] }> {
@@ -82,7 +83,10 @@ export async function replaceFolder(
     await fill(staging);
   } catch (err) {
     await rm(staging, { recursive: true, force: true });
-    throw err;
+    const message = fsErrorMessage(err);
+    if (message === undefined) throw err;
+    const kept = existing ? `the ${opts.what} in ${abs} is unchanged` : `no ${opts.what} was written`;
+    throw new McoreError('E_IO', `${message}; ${kept}`);
   }
   if (existing) {
     const old = path.join(parent, `.${base}.old-${tag}`);

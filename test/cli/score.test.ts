@@ -197,7 +197,7 @@ describe('mcore score', () => {
     const line = b.stderr.split('\n').filter((l) => l.startsWith('mcore:'));
     expect(line).toHaveLength(1);
     expect(line[0]).toMatch(
-      /^mcore: cannot write .*exemplars\.safetensors: no space left on the device.*\(ENOSPC\)$/,
+      /^mcore: cannot write .*exemplars\.safetensors: no space left on the device.*\(ENOSPC\); the scoring bundle in .*swap-.*\/bundle is unchanged$/,
     );
     expect(await readFile(path.join(target, 'manifest.json'), 'utf8')).toBe(manifest0);
 
