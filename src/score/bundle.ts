@@ -183,10 +183,13 @@ function major(version: string): number {
   return Number.parseInt(version.split('.')[0] ?? '', 10);
 }
 
-/** Whether `name` (an entry of a bundle folder) is a bundle file or a temporary file of one. */
+/** Files that mcore writes beside a bundle's own (`mcore import`'s report): replaced with the bundle. */
+export const BUNDLE_COMPANIONS: readonly string[] = ['import.json'];
+
+/** Whether `name` (an entry of a bundle folder) is a bundle file, a companion, or a temporary file of one. */
 export function ownedByBundle(name: string): boolean {
   const base = name.replace(/\.tmp-\d+-[0-9a-f]{8}$/, '');
-  return (Object.values(BUNDLE_FILES) as string[]).includes(base);
+  return (Object.values(BUNDLE_FILES) as string[]).includes(base) || BUNDLE_COMPANIONS.includes(base);
 }
 
 const BUNDLE_TARGET = { owns: ownedByBundle, what: 'scoring bundle' };

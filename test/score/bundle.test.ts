@@ -290,12 +290,14 @@ describe('bundle files', () => {
     const manifest = makeManifest(cfg, { stageNames: ['a', 'b', 'c'], scoreScale: 10 });
     const graphs = bundleGraphs(params, cfg);
     await writeBundle(target, { manifest, graphs, exemplars: bank });
+    await writeFile(path.join(target, 'import.json'), '{}'); // mcore import's report: replaced with the bundle
     const one = { records: [bank.records[0]], tokens: bank.tokens.slice(0, K * L * D) };
     await writeBundle(target, { manifest: { ...manifest, scoreScale: 7 }, graphs, exemplars: one });
     const b = await readBundle(target);
     expect(b.manifest.scoreScale).toBe(7);
     expect(b.exemplars.records).toEqual([bank.records[0]]);
     expect((await readdir(parent)).sort()).toEqual(['b']); // no staging, old folder or lock left
+    expect(await readdir(target)).not.toContain('import.json');
 
     // Another writer holds the lock: refused, nothing changes.
     const lock = await lockBundle(target);
