@@ -233,6 +233,17 @@ export async function train(
       record.metrics = await opts.evaluate(params, epoch);
       opts.onProgress?.({ kind: 'eval', epoch, metrics: record.metrics });
     }
+    // A finite loss with non-finite gradients leaves non-finite weights: never checkpoint them.
+    const broken = Object.keys(params).find(
+      (k) => !(params[k].dataSync() as Float32Array).every(Number.isFinite),
+    );
+    if (broken !== undefined) {
+      throw new McoreError(
+        'E_DIVERGED',
+        `training diverged in epoch ${epoch + 1}: parameter ${broken} holds non-finite values; no checkpoint ` +
+          `was written for this epoch. Lower the learning rate (train.lr=${opts.adam.lr}) or check the scores' range`,
+      );
+    }
     state.history.push(record);
     state.epoch = epoch + 1;
     if (opts.saveCheckpoint) {

@@ -84,4 +84,55 @@ describe('training on a non-finite loss', () => {
     expect(lines.join('').trim().split('\n')).toHaveLength(1);
     disposeParams(params);
   });
+
+  it('stops before checkpointing weights that became non-finite under a finite loss', async () => {
+    const T = 8;
+    const D = 32;
+    const cfg = resolveConfig({ model: { frames: T, decoder: { layers: 1, heads: 4, mlpRatio: 2 } } });
+    const method = mcoreMethod(cfg.model, { backbone: false, loss: cfg.loss, scoreScale: 10 });
+    const params = initParams(method.specs, createRng(0));
+    const rng = createRng(4);
+    const clips: ClipRecord[] = Array.from({ length: 8 }, (_, i) => ({
+      key: `c${i}`,
+      actionType: 'A',
+      score: 50 + i,
+      transitions: equalTransitions(T, 3),
+    }));
+    const data = Float32Array.from({ length: 8 * T * D }, () => rng.normal());
+    const source: ClipSource = {
+      clips,
+      load: async (keys) => tf.tensor3d(data.slice(0, keys.length * T * D), [keys.length, T, D]),
+    };
+    const name = Object.keys(params).find((k) => params[k] instanceof tf.Variable)!;
+    const state = { epoch: 0, adam: createAdamState(), history: [] };
+    let saved = 0;
+    await expectMcoreRejection(
+      train(method, params, source, {
+        epochs: 1,
+        batchPairs: 4,
+        seed: 1,
+        dn: false,
+        adam: { ...DEFAULT_ADAM, lr: 1e-3 },
+        state,
+        saveCheckpoint: async () => {
+          saved++;
+          return 'x';
+        },
+        // As if the last update of the epoch had produced NaN weights.
+        onProgress: (e) => {
+          if (e.kind === 'step' && e.step === e.steps) {
+            const nan = tf.fill(params[name].shape, Number.NaN);
+            (params[name] as tf.Variable).assign(nan);
+            nan.dispose();
+          }
+        },
+      }),
+      'E_DIVERGED',
+      `training diverged in epoch 1: parameter ${name} holds non-finite values; no checkpoint was written`,
+    );
+    expect(saved).toBe(0);
+    expect(state.history).toEqual([]);
+    disposeAdamState(state.adam);
+    disposeParams(params);
+  });
 });
