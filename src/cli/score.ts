@@ -1,5 +1,5 @@
 /**
- * `mcore export --run RUN --out BUNDLE [--batch N] [--threads N]`
+ * `mcore export --run RUN [--out BUNDLE] [--pth last.pth] [--batch N] [--threads N]`
  * `mcore score INPUT --model BUNDLE [--action-type T] [--exemplars 10] [--seed N] [--json] [--report FILE]`
  * `mcore score INPUT... | FOLDER | @LIST --model BUNDLE --out results.jsonl [--resume] [--shard I/N | --shards N]
  *    [--jobs 2]`: batch scoring (src/score/batch.ts), one JSON line per input.
@@ -10,6 +10,7 @@ import { McoreError } from '../errors.ts';
 import { type BatchSummary, scoreBatch } from '../score/batch.ts';
 import { listBatchInputs } from '../score/batch-inputs.ts';
 import { exportRunBundle } from '../score/export.ts';
+import { exportRunPth } from '../score/export-pth.ts';
 import { writeReport } from '../score/report.ts';
 import { type LoadedBundle, loadBundle, type ScoreResult } from '../score/scorer.ts';
 import { formatShard, resolveShard } from '../score/shard.ts';
@@ -70,15 +71,32 @@ export function formatScore(r: ScoreResult): string {
 export function register(program: Command): void {
   program
     .command('export')
-    .description('write a scoring bundle (ONNX graphs + exemplar bank) from the latest checkpoint of a run')
+    .description(
+      'write a scoring bundle (ONNX graphs + exemplar bank) and/or a PyTorch checkpoint in the reference ' +
+        "code's layout (--pth) from the latest checkpoint of a run",
+    )
     .requiredOption('--run <dir>', 'run folder written by mcore train')
-    .requiredOption('--out <dir>', 'bundle folder to write')
+    .option('--out <dir>', 'bundle folder to write')
+    .option('--pth <file>', "PyTorch checkpoint to write, laid out as the MCoRe reference's last.pth")
     .option('--batch <n>', 'videos per backbone run while encoding the exemplars', intOption('--batch', 1), 4)
     .option('--threads <n>', 'ONNX Runtime threads', intOption('--threads', 1), 2)
-    .action(async (o: { run: string; out: string; batch: number; threads: number }) => {
+    .action(async (o: { run: string; out?: string; pth?: string; batch: number; threads: number }) => {
+      if (o.out === undefined && o.pth === undefined) {
+        throw new McoreError(
+          'E_INPUT',
+          `export --run ${o.run}: nothing to write; give --out BUNDLE (scoring bundle) and/or --pth FILE (PyTorch checkpoint)`,
+        );
+      }
+      if (o.pth !== undefined) {
+        const keys = await exportRunPth(o.run, o.pth);
+        const counts = Object.entries(keys).map(([entry, k]) => `${entry} ${k.length}`);
+        process.stdout.write(`wrote ${o.pth}: reference checkpoint (${counts.join(', ')} keys)\n`);
+      }
+      if (o.out === undefined) return;
+      const out = o.out;
       await useBackend('wasm');
       let bar: Bar | undefined;
-      const manifest = await exportRunBundle(o.run, o.out, {
+      const manifest = await exportRunBundle(o.run, out, {
         batch: o.batch,
         threads: o.threads,
         onProgress: (e) => {
@@ -89,7 +107,7 @@ export function register(program: Command): void {
         },
       });
       process.stdout.write(
-        `wrote ${o.out}: ${manifest.stages} stages (${manifest.stageNames.join(', ')}), T ${manifest.frames}, ` +
+        `wrote ${out}: ${manifest.stages} stages (${manifest.stageNames.join(', ')}), T ${manifest.frames}, ` +
           `${manifest.transform.crop}x${manifest.transform.crop} frames\n`,
       );
     });
