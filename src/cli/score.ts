@@ -4,6 +4,8 @@
  * `mcore score INPUT... | FOLDER | @LIST --model BUNDLE --out results.jsonl [--resume] [--shard I/N | --shards N]
  *    [--jobs 2]`: batch scoring (src/score/batch.ts), one JSON line per input.
  */
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { useBackend } from '../backend.ts';
 import { McoreError } from '../errors.ts';
@@ -152,7 +154,17 @@ export function register(program: Command): void {
         inputs.length > 1 ||
         o.list.length > 0 ||
         inputs.some((x) => x.startsWith('@'));
-      if (!batch) return scoreOne(inputs[0], o);
+      if (!batch) {
+        const many = await folderOfInputs(inputs[0]);
+        if (many > 0) {
+          throw new McoreError(
+            'E_INPUT',
+            `${inputs[0]}: a folder of ${many} videos or frame folders, not a frame folder; to score them all ` +
+              'add --out results.jsonl',
+          );
+        }
+        return scoreOne(inputs[0], o);
+      }
       if (o.out === undefined) {
         throw new McoreError(
           'E_INPUT',
@@ -165,6 +177,18 @@ export function register(program: Command): void {
       }
       return scoreMany(inputs, { ...o, out: o.out });
     });
+}
+
+/** The inputs a folder stands for when it is not itself a frame folder (0 otherwise, or when unreadable). */
+async function folderOfInputs(input: string): Promise<number> {
+  const abs = path.resolve(input);
+  try {
+    if (!(await stat(abs)).isDirectory()) return 0;
+    const listed = await listBatchInputs([abs]);
+    return listed.length === 1 && listed[0] === abs ? 0 : listed.length;
+  } catch {
+    return 0;
+  }
 }
 
 interface ScoreCliOptions {

@@ -214,6 +214,10 @@ describe('mcore score --out (batch)', () => {
         /several inputs: batch scoring writes .* add --out/,
       ],
       [
+        ['score', inDir, '--model', bundle],
+        /in: a folder of 7 videos or frame folders, not a frame folder; .* add --out/,
+      ],
+      [
         ['score', inDir, '--model', bundle, '--out', path.join(tmp, 'y.jsonl'), '--shard', '3/3'],
         /--shard must be I\/N/,
       ],
