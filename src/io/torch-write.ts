@@ -185,5 +185,14 @@ export function encodeTorchCheckpoint(w: TorchWriter, root: Py, archive = 'archi
 /** Writes `root` to `file` (atomically); the archive folder is the file's name without extension, as torch names it. */
 export async function writeTorchCheckpoint(file: string, w: TorchWriter, root: Py): Promise<void> {
   const archive = path.basename(file).replace(/\.[^.]*$/, '') || 'archive';
-  await writeFileAtomic(file, encodeTorchCheckpoint(w, root, archive));
+  const bytes = encodeTorchCheckpoint(w, root, archive);
+  try {
+    await writeFileAtomic(file, bytes);
+  } catch (e) {
+    throw new McoreError(
+      'E_INPUT',
+      `${file}: cannot write the checkpoint (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ` +
+        'check that its folder exists and is writable',
+    );
+  }
 }

@@ -107,7 +107,15 @@ export async function mergeResults(
     throw new McoreError('E_INPUT', `merge of ${files.length} file(s) refused: ${problems.join('; ')}`);
   }
   const lines = [...byPosition.values()].map((x) => x.line).sort((a, b) => a.position - b.position);
-  await writeFileAtomic(out, lines.map((l) => `${JSON.stringify(l)}\n`).join(''));
+  try {
+    await writeFileAtomic(out, lines.map((l) => `${JSON.stringify(l)}\n`).join(''));
+  } catch (e) {
+    throw new McoreError(
+      'E_INPUT',
+      `${out}: cannot write the merged results (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ` +
+        'check that its folder exists and is writable',
+    );
+  }
   const ok = lines.filter((l) => l.ok).length;
   return { out, files: files.length, inputs: lines.length, ok, failed: lines.length - ok };
 }

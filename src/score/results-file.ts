@@ -110,7 +110,16 @@ export interface ResultsAppender {
  * created when missing.
  */
 export async function openResults(file: string, keepBytes: number): Promise<ResultsAppender> {
-  const fh = await open(file, 'a');
+  let fh: Awaited<ReturnType<typeof open>>;
+  try {
+    fh = await open(file, 'a');
+  } catch (e) {
+    throw new McoreError(
+      'E_INPUT',
+      `${file}: cannot open the results file for appending (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ` +
+        'check that its folder exists and is writable',
+    );
+  }
   try {
     if ((await fh.stat()).size > keepBytes) await truncate(file, keepBytes);
   } catch (e) {

@@ -3,12 +3,19 @@
  * value kind and int width, tensors of each dtype, and the zip layout (stored members, CRCs, data at
  * multiples of 64). torch.load itself reads these files in test/cli/export-pth.test.ts.
  */
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type PyDict, parsePickle } from '../../src/io/pickle.ts';
 import { encodePickle, py } from '../../src/io/pickle-write.ts';
 import { crc32, parseTorchCheckpoint, type TorchTensor, ZipArchive } from '../../src/io/torch.ts';
-import { encodeTorchCheckpoint, orderedDict, TorchWriter } from '../../src/io/torch-write.ts';
-import { expectMcoreError } from '../helpers/errors.ts';
+import {
+  encodeTorchCheckpoint,
+  orderedDict,
+  TorchWriter,
+  writeTorchCheckpoint,
+} from '../../src/io/torch-write.ts';
+import { expectMcoreError, expectMcoreRejection } from '../helpers/errors.ts';
 
 describe('encodePickle', () => {
   it('round-trips ints of every width, floats, strings, bytes, containers', () => {
@@ -109,6 +116,18 @@ describe('encodeTorchCheckpoint', () => {
       expect(view.getUint32(at + 14, true)).toBe(crc32(bytes.subarray(start, start + size)));
       at = start + size;
     }
+  });
+
+  it('refuses to write into a missing folder, in one line', async () => {
+    await expectMcoreRejection(
+      writeTorchCheckpoint(
+        path.join(os.tmpdir(), 'mcore-no-such-dir', 'last.pth'),
+        new TorchWriter(),
+        py.dict([]),
+      ),
+      'E_INPUT',
+      'mcore-no-such-dir/last.pth: cannot write the checkpoint (ENOENT)',
+    );
   });
 
   it('refuses a tensor whose values do not fill its shape', () => {

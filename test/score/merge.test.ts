@@ -86,5 +86,14 @@ describe('mergeResults', () => {
       'the shards scored a list of 5 inputs, --inputs lists 6',
     );
     await expectMcoreRejection(mergeResults([], path.join(tmp, 'x.jsonl')), 'E_INPUT', 'no result files');
+    const ok = await file(
+      'w0.jsonl',
+      [0, 1, 2, 3, 4].map((p) => line(p, 1)),
+    );
+    await expectMcoreRejection(
+      mergeResults([ok], path.join(tmp, 'no-dir', 'all.jsonl')),
+      'E_INPUT',
+      'no-dir/all.jsonl: cannot write the merged results (ENOENT)',
+    );
   });
 });

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BatchLine, openResults, parseResults, readResults } from '../../src/score/results-file.ts';
-import { expectMcoreError } from '../helpers/errors.ts';
+import { expectMcoreError, expectMcoreRejection } from '../helpers/errors.ts';
 
 const line = (position: number, ok = true): BatchLine => ({
   input: `/v/${position}.mp4`,
@@ -45,6 +45,14 @@ describe('results file', () => {
   it('refuses a bad line in the middle, naming file and line', () => {
     const t = `${text([line(0)])}{"input": 3}\n${text([line(1)])}`;
     expectMcoreError(() => parseResults(t, 'r.jsonl'), 'E_INPUT', 'r.jsonl:2: not a result line', '--out');
+  });
+
+  it('refuses a results file in a missing folder, saying so', async () => {
+    await expectMcoreRejection(
+      openResults(path.join(tmp, 'no-such-dir', 'r.jsonl'), 0),
+      'E_INPUT',
+      'no-such-dir/r.jsonl: cannot open the results file for appending (ENOENT)',
+    );
   });
 
   it('appends after cutting a torn line off; a missing file reads as empty', async () => {
