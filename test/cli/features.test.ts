@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,8 +17,7 @@ import { initParams } from '../../src/model/params.ts';
 import { backboneSpecs } from '../../src/model/regnet.ts';
 import { saveWeights } from '../../src/model/weights.ts';
 import { createRng } from '../../src/rng.ts';
-import type { Run } from '../helpers/cli.ts';
-import { repoRoot } from '../helpers/cli.ts';
+import { mcoreIn } from '../helpers/cli.ts';
 import {
   buildFixture,
   FIXTURE_KEYS,
@@ -27,21 +25,6 @@ import {
   fineDivingAnnotationsDir,
   hasFineDivingAnnotations,
 } from '../helpers/finediving-fixture.ts';
-
-/** Runs bin/mcore.js with `cwd` as the current directory (so the default cache lands there). */
-function mcoreIn(cwd: string, ...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [path.join(repoRoot, 'bin/mcore.js'), ...args],
-      { cwd, env: { ...process.env, CI: '1' } },
-      (err, stdout, stderr) => {
-        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
 
 describe('finediving dataset specs', () => {
   it('parses root, annotations, keys and stages; rejects the rest with the fix', () => {
