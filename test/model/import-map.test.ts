@@ -35,7 +35,7 @@ import { disposeParams, type Params } from '../../src/model/params.ts';
 import { backboneForward } from '../../src/model/regnet.ts';
 import { loadWeights } from '../../src/model/weights.ts';
 import { readBundle } from '../../src/score/bundle.ts';
-import { createVideoEncoder } from '../../src/score/encode.ts';
+import { createVideoEncoder } from '../../src/score/sessions.ts';
 import { expectMcoreError } from '../helpers/errors.ts';
 
 const expectWeightsError = (fn: () => unknown, ...parts: (string | RegExp)[]) =>
