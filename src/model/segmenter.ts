@@ -6,7 +6,6 @@
  * and `segmenter.fc_out.*`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { McoreError } from '../errors.ts';
 import { featureDim, type ModelConfig } from './config.ts';
 import { biGruForward, gruSpecs } from './gru.ts';
 import { linear, linearSpecs } from './layers.ts';

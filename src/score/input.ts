@@ -15,7 +15,6 @@ import path from 'node:path';
 import { mapLimit } from '../concurrency.ts';
 import { sampleIndices } from '../data/frame-sampling.ts';
 import { type FitMode, listFrameFolder, readImage } from '../data/images.ts';
-import type { Frame } from '../data/types.ts';
 import { decodeFrames, probeVideo } from '../data/video.ts';
 import { McoreError } from '../errors.ts';
 import type { QueryInput } from './scoring.ts';
