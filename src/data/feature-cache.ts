@@ -39,7 +39,7 @@ import { loadSampledFrames, packClips, type SampledClip } from './clips.ts';
 import { runGeometry } from './open.ts';
 import type { ClipTransform } from './transforms.ts';
 import type { Frame, StagedDataset } from './types.ts';
-import { SCALER } from './video.ts';
+import { decoderId, SCALER } from './video.ts';
 
 /** The default cache folder, relative to the current directory. */
 export const DEFAULT_FEATURE_CACHE = path.join('.cache', 'mcore', 'features');
@@ -64,6 +64,8 @@ export interface FeatureKeyMaterial {
   /** The scaler video frames are resized with (src/data/video.ts); in every key, so that a change of
    * it invalidates the caches of video datasets (and, harmlessly, of the others once). */
   videoScaler: string;
+  /** The video decoder (src/data/video.ts decoderId: the ffmpeg build); in every key, like videoScaler. */
+  videoDecoder: string;
 }
 
 /** The header `<cacheDir>/<key>/features.json`. */
@@ -142,6 +144,7 @@ export function featureKeyMaterial(opts: {
     transform: opts.transform ?? runGeometry(opts.datasetSpec, model.imageSize).transform(false),
     dataset: opts.datasetSpec,
     videoScaler: SCALER,
+    videoDecoder: decoderId(),
   };
 }
 
