@@ -14,12 +14,11 @@
  */
 import type { Command } from 'commander';
 import { type BackendName, useBackend } from '../backend.ts';
-import { resolveConfig } from '../config.ts';
 import { sampleClips } from '../data/clips.ts';
 import { DEFAULT_FEATURE_CACHE, ensureFeatures } from '../data/feature-cache.ts';
 import { openDataset, runGeometry } from '../data/open.ts';
 import { McoreError } from '../errors.ts';
-import { backendOption, collect, readConfigFile } from './options.ts';
+import { backendOption, collect, runConfigFor } from './options.ts';
 import { type Bar, createBar } from './progress.ts';
 
 export function register(program: Command): void {
@@ -57,7 +56,7 @@ export function register(program: Command): void {
           );
         }
         await useBackend(o.backend);
-        const config = resolveConfig(await readConfigFile(o.config), o.set);
+        const config = await runConfigFor(o.dataset, o);
         const geometry = runGeometry(o.dataset, config.model.imageSize);
         const dataset = await openDataset(o.dataset, { width: geometry.width, height: geometry.height });
         const clips = sampleClips(dataset, config.model.frames);

@@ -4,11 +4,10 @@
  */
 import type { Command } from 'commander';
 import { type BackendName, useBackend } from '../backend.ts';
-import { resolveConfig } from '../config.ts';
 import { McoreError } from '../errors.ts';
 import { evalRun, type RunRecord, trainRun } from '../train/run.ts';
 import { metricsTable } from './format.ts';
-import { backendOption, collect, frameCacheOption, readConfigFile } from './options.ts';
+import { backendOption, collect, frameCacheOption, runConfigFor } from './options.ts';
 import { type Bar, createBar } from './progress.ts';
 
 export function register(program: Command): void {
@@ -40,7 +39,7 @@ export function register(program: Command): void {
         backend: BackendName;
       }) => {
         await useBackend(o.backend);
-        const config = resolveConfig(await readConfigFile(o.config), o.set);
+        const config = await runConfigFor(o.dataset, o);
         const record: RunRecord = {
           dataset: o.dataset,
           config,

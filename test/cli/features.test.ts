@@ -108,8 +108,15 @@ describe.skipIf(!hasFineDivingAnnotations)(
     });
 
     it('computes the features into ./.cache/mcore/features, then trains one head-only epoch from them', async () => {
-      const sets = ['model.frames=8', 'train.batchPairs=2'].flatMap((s) => ['--set', s]);
+      // Real data defaults to the paper's model; this fixture's backbone is the tiny one.
+      const sets = ['variant=mcore-tiny', 'model.frames=8', 'train.batchPairs=2'].flatMap((s) => [
+        '--set',
+        s,
+      ]);
       const f = await mcoreIn(tmp, 'features', '--dataset', spec, '--backbone', weights, ...sets);
+      expect(f.stderr.split('\n')[0]).toMatch(
+        /^model mcore-tiny: 8 frames of 32x32 px, 3 stages \(finediving data;/,
+      );
       expect(f.stderr).toMatch(/features 6\/6/);
       expect(f.code).toBe(0);
       expect(f.stdout).toMatch(/features of 6 clips \(8 x 32 float32 each\): computed 6, reused 0/);
