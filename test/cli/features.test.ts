@@ -6,7 +6,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../../src/backend.ts';
 import { resolveConfig } from '../../src/config.ts';
 import { sampleClips } from '../../src/data/clips.ts';
-import { clipFeatureFile, DEFAULT_FEATURE_CACHE } from '../../src/data/feature-cache.ts';
 import { sampleFineDiving } from '../../src/data/finediving.ts';
 import {
   type FineDivingAnnotations,
@@ -17,6 +16,7 @@ import { initParams } from '../../src/model/params.ts';
 import { backboneSpecs } from '../../src/model/regnet.ts';
 import { saveWeights } from '../../src/model/weights.ts';
 import { createRng } from '../../src/rng.ts';
+import { clipFeatureFile, DEFAULT_FEATURE_CACHE } from '../../src/train/feature-cache.ts';
 import { mcoreIn } from '../helpers/cli.ts';
 import {
   buildFixture,

@@ -7,13 +7,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../../src/backend.ts';
 import { type RunConfig, resolveConfig } from '../../src/config.ts';
 import { frameSource, type SampledClip, sampleClips } from '../../src/data/clips.ts';
-import {
-  clipFeatureFile,
-  ensureFeatures,
-  type FeatureCacheResult,
-  featureCacheKey,
-  featureKeyMaterial,
-} from '../../src/data/feature-cache.ts';
 import { openDataset, runGeometry } from '../../src/data/open.ts';
 import type { StagedDataset } from '../../src/data/types.ts';
 import { decoderId } from '../../src/data/video.ts';
@@ -21,6 +14,13 @@ import { initParams } from '../../src/model/params.ts';
 import { backboneSpecs } from '../../src/model/regnet.ts';
 import { loadWeights, saveWeights } from '../../src/model/weights.ts';
 import { createRng } from '../../src/rng.ts';
+import {
+  clipFeatureFile,
+  ensureFeatures,
+  type FeatureCacheResult,
+  featureCacheKey,
+  featureKeyMaterial,
+} from '../../src/train/feature-cache.ts';
 import { extractFeatures } from '../../src/train/features.ts';
 
 const SPEC = 'synthdive:seed=1,clips=24,size=32';

@@ -28,18 +28,18 @@ import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import type { RunConfig } from '../config.ts';
+import { loadSampledFrames, packClips, type SampledClip } from '../data/clips.ts';
+import { runGeometry } from '../data/open.ts';
+import type { ClipTransform } from '../data/transforms.ts';
+import type { Frame, StagedDataset } from '../data/types.ts';
+import { decoderId, SCALER } from '../data/video.ts';
 import { McoreError } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { type BackboneConfig, featureDim } from '../model/config.ts';
 import { disposeParams } from '../model/params.ts';
 import { backboneSpecs } from '../model/regnet.ts';
 import { loadWeights } from '../model/weights.ts';
-import { extractFeatures } from '../train/features.ts';
-import { loadSampledFrames, packClips, type SampledClip } from './clips.ts';
-import { runGeometry } from './open.ts';
-import type { ClipTransform } from './transforms.ts';
-import type { Frame, StagedDataset } from './types.ts';
-import { decoderId, SCALER } from './video.ts';
+import { extractFeatures } from './features.ts';
 
 /** The default cache folder, relative to the current directory. */
 export const DEFAULT_FEATURE_CACHE = path.join('.cache', 'mcore', 'features');
