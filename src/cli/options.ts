@@ -46,6 +46,17 @@ export async function runConfigFor(
   return config;
 }
 
+/** Commander parser of an integer option of at least `min` (`--batch 4`); `flag` names it in the error. */
+export function intOption(flag: string, min = 1): (v: string) => number {
+  return (v: string) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isInteger(n) || n < min) {
+      throw new McoreError('E_INPUT', `${flag} must be an integer >= ${min}, got '${v}'`);
+    }
+    return n;
+  };
+}
+
 /** Commander collector for a repeatable option (`--set a=1 --set b=2`). */
 export function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
