@@ -34,4 +34,10 @@ export type { BatchLine } from './score/results-file.ts';
 export { loadBundle, score } from './score/scorer.ts';
 export { resolveShard, type Shard } from './score/shard.ts';
 export { evalRun, type RunRecord, trainRun } from './train/run.ts';
+export {
+  type ImportCheckpointOptions,
+  type ImportSummary,
+  importCheckpoint,
+  referenceBundleTransform,
+} from './verbs/import.ts';
 export { VERSION } from './version.ts';

@@ -16,7 +16,7 @@ import { exportFrameFolders, exportMp4 } from '../../src/data/export.ts';
 import { openSynthDive } from '../../src/data/open.ts';
 import type { BatchLine } from '../../src/score/results-file.ts';
 import { trainRun } from '../../src/train/run.ts';
-import { mcore, mcoreWithEnv, repoRoot } from '../helpers/cli.ts';
+import { MCORE_ARGV, mcore, mcoreWithEnv, repoRoot } from '../helpers/cli.ts';
 
 let tmp: string;
 let bundle: string;
@@ -166,7 +166,7 @@ describe('mcore score --out (batch)', () => {
     const out = path.join(tmp, 'killed.jsonl');
     const child: ChildProcess = spawn(
       process.execPath,
-      ['bin/mcore.js', 'score', dir, '--model', bundle, '--exemplars', '3', '--jobs', '1', '--out', out],
+      [...MCORE_ARGV, 'score', dir, '--model', bundle, '--exemplars', '3', '--jobs', '1', '--out', out],
       { cwd: repoRoot, env: { ...process.env, CI: '1' }, detached: true, stdio: 'ignore' },
     );
     const exited = new Promise((resolve) => child.on('exit', resolve));
