@@ -17,18 +17,8 @@ import { writeReport } from '../score/report.ts';
 import { type LoadedBundle, loadBundle, type ScoreResult } from '../score/scorer.ts';
 import { formatShard, resolveShard } from '../score/shard.ts';
 import { table } from './format.ts';
-import { collect } from './options.ts';
+import { collect, intOption } from './options.ts';
 import { type Bar, createBar } from './progress.ts';
-
-function intOption(flag: string, min: number): (v: string) => number {
-  return (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) {
-      throw new McoreError('E_INPUT', `${flag} must be an integer >= ${min}, got '${v}'`);
-    }
-    return n;
-  };
-}
 
 function signed(x: number, digits = 3): string {
   return `${x >= 0 ? '+' : '-'}${Math.abs(x).toFixed(digits)}`;
