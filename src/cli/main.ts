@@ -13,6 +13,7 @@ import * as importCmd from './import.ts';
 import * as metrics from './metrics.ts';
 import * as model from './model.ts';
 import * as score from './score.ts';
+import * as serve from './serve.ts';
 import * as train from './train.ts';
 
 /** The subcommands, in help order. */
@@ -21,6 +22,7 @@ const COMMANDS: readonly { register(program: Command): void }[] = [
   train,
   features,
   score,
+  serve,
   importCmd,
   data,
   metrics,
