@@ -39,7 +39,10 @@ async function fetchBytes(url: URL, name: string, onBytes: (n: number) => void):
   try {
     res = await fetch(url);
   } catch (e) {
-    throw new McoreError('E_INPUT', `bundle file ${name}: cannot fetch it (${(e as Error).message}); is mcore serve still running?`);
+    throw new McoreError(
+      'E_INPUT',
+      `bundle file ${name}: cannot fetch it (${(e as Error).message}); is mcore serve still running?`,
+    );
   }
   if (!res.ok) throw new McoreError('E_INPUT', `bundle file ${name}: the server answered ${res.status}`);
   const reader = res.body!.getReader();

@@ -27,9 +27,7 @@ export class InputProblem extends Error {
   }
 }
 
-export interface DecodeProgress {
-  (done: number, total: number): void;
-}
+export type DecodeProgress = (done: number, total: number) => void;
 
 export interface PickedFile {
   file: File;
@@ -47,7 +45,9 @@ export async function readFrameFolder(
   const files = frameFiles(picked.map((p) => ({ ...p, name: p.file.name })));
   const folder = picked[0]?.path.split('/')[0] ?? 'folder';
   if (files.length === 0) {
-    throw new InputProblem(`${folder}: no .jpg/.jpeg/.png frames in this folder; pick the folder holding the clip's frames`);
+    throw new InputProblem(
+      `${folder}: no .jpg/.jpeg/.png frames in this folder; pick the folder holding the clip's frames`,
+    );
   }
   const n = files.length;
   const indices = sampleIndices(0, n - 1, count);
@@ -180,7 +180,8 @@ export async function readVideo(
     if (n === 0) throw new InputProblem(`${name}: the video has no frames`);
     const indices = sampleIndices(0, n - 1, count);
     const warnings: string[] = [];
-    if (n < count) warnings.push(`${name}: only ${n} frames in 0-${n - 1} for ${count} samples; frames are repeated`);
+    if (n < count)
+      warnings.push(`${name}: only ${n} frames in 0-${n - 1} for ${count} samples; frames are repeated`);
     const unique = [...new Set(indices)].sort((a, b) => a - b);
     const wanted = new Set(unique);
     const last = unique[unique.length - 1];

@@ -112,7 +112,9 @@ async function score(q: Query): Promise<void> {
     let query: Awaited<ReturnType<typeof readVideo>>;
     if (q.kind === 'video') {
       if (IMAGE.test(q.file.name)) {
-        throw new InputProblem(`${q.file.name}: is a single image; give a video file or the folder holding the clip's frames`);
+        throw new InputProblem(
+          `${q.file.name}: is a single image; give a video file or the folder holding the clip's frames`,
+        );
       }
       query = await readVideo(q.file, m.frames, target, onDecode);
     } else {
@@ -173,7 +175,10 @@ function wire(): void {
   });
   const folder = $<HTMLInputElement>('folder');
   folder.addEventListener('change', () => {
-    const files = [...(folder.files ?? [])].map((file) => ({ file, path: file.webkitRelativePath || file.name }));
+    const files = [...(folder.files ?? [])].map((file) => ({
+      file,
+      path: file.webkitRelativePath || file.name,
+    }));
     folder.value = '';
     if (files.length > 0) void score({ kind: 'folder', files });
   });

@@ -112,17 +112,21 @@ function stageChart(r: ScoreResult): HTMLElement {
   const K = r.perStage.length;
   const M = r.exemplars.length;
   const values = r.perStage.flatMap((s) => s.deltas.map((d) => d.delta));
-  const top = Math.max(1e-6, ...values.map(Math.abs));
+  const hi = Math.max(0, ...values);
+  const lo = Math.min(0, ...values);
+  const span = Math.max(1e-6, hi - lo);
   const W = 900;
   const H = 240;
   const pad = { l: 50, r: 10, t: 10, b: 60 };
   const gw = (W - pad.l - pad.r) / M;
   const bw = Math.max(2, (gw * 0.8) / K);
-  const y = (v: number) => pad.t + ((top - v) / (2 * top)) * (H - pad.t - pad.b);
+  const y = (v: number) => pad.t + ((hi - v) / span) * (H - pad.t - pad.b);
   const chart = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: '100%', role: 'img', class: 'stagechart' });
   chart.append(svg('line', { x1: pad.l, x2: W - pad.r, y1: y(0), y2: y(0), stroke: '#888' }));
-  for (const v of [top, -top]) {
-    chart.append(svg('text', { x: pad.l - 4, y: y(v) + 4, 'text-anchor': 'end', 'font-size': 11 }, signed(v, 2)));
+  for (const v of hi === lo ? [hi] : [hi, lo]) {
+    chart.append(
+      svg('text', { x: pad.l - 4, y: y(v) + 4, 'text-anchor': 'end', 'font-size': 11 }, signed(v, 2)),
+    );
   }
   r.exemplars.forEach((e, m) => {
     const gx = pad.l + m * gw + gw * 0.1;

@@ -11,7 +11,10 @@ import { startServer } from '../serve/server.ts';
 function portOption(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535) {
-    throw new McoreError('E_INPUT', `--port must be an integer from 0 to 65535 (0: any free port), got '${v}'`);
+    throw new McoreError(
+      'E_INPUT',
+      `--port must be an integer from 0 to 65535 (0: any free port), got '${v}'`,
+    );
   }
   return n;
 }

@@ -38,7 +38,10 @@ export async function makeTestBundle(
     train: { epochs: 1, seed: 0, scoreScale: 10 },
   });
   const runDir = path.join(dir, 'run');
-  await trainRun({ dataset: `synthdive:seed=1,clips=${clips},size=${size}`, config }, { out: runDir, resume: false });
+  await trainRun(
+    { dataset: `synthdive:seed=1,clips=${clips},size=${size}`, config },
+    { out: runDir, resume: false },
+  );
   const bundleDir = path.join(dir, 'bundle');
   await exportRunBundle(runDir, bundleDir);
   const dataset = openSynthDive({ seed: 1, clips, size });
