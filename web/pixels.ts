@@ -2,8 +2,10 @@
  * Pixels for the scoring page, as Node makes them (no DOM here; unit-tested in Node): frames brought to
  * the bundle's resize size with an area-averaging resampler, and decoded YUV video frames converted to
  * RGB the way ffmpeg's swscale does it in `mcore score` (src/data/video.ts: one pass that scales each
- * plane to the output size with the area scaler, then converts with BT.601, or BT.709 when the stream
- * says so, limited range unless tagged full).
+ * plane with the area scaler, luma to the output size and chroma to half its width, then converts with
+ * BT.601, or BT.709 when the stream says so, limited range unless tagged full). Measured against
+ * ffmpeg on H.264 frames with sharp coloured edges: about 1.5 of 255 mean difference per channel
+ * (chroma siting and swscale's fixed-point arithmetic are not reproduced).
  *
  *   frame w x h (any plane) --areaWeights per axis--> W x H floats --(YUV -> RGB)--> RGB bytes
  *
@@ -183,8 +185,8 @@ export function yuvCoefficients(
 
 /**
  * A YUV frame (`w` x `h` luma; chroma planes at their own, possibly subsampled, size) -> an RGB Frame
- * at the target size: each plane resampled to the output size over the same source rectangle, then
- * converted per pixel.
+ * at the target size: luma resampled to the output size, chroma to half its width (as swscale does for
+ * RGB output), over the same source rectangle, then converted per pixel.
  */
 export function yuvToRgb(
   planes: { y: YuvPlane; u: YuvPlane; v: YuvPlane },
@@ -194,10 +196,10 @@ export function yuvToRgb(
   color: { matrix: 'bt601' | 'bt709'; fullRange: boolean },
 ): Frame {
   const r = fitRect(w, h, t);
-  const sample = (p: YuvPlane): Float32Array => {
+  const sample = (p: YuvPlane, outW: number): Float32Array => {
     const sx = p.width / w;
     const sy = p.height / h;
-    const xw = areaWeights(p.width, t.width, r.x * sx, r.w * sx);
+    const xw = areaWeights(p.width, outW, r.x * sx, r.w * sx);
     const yw = areaWeights(p.height, t.height, r.y * sy, r.h * sy);
     return resamplePlane(
       p.data,
@@ -206,18 +208,25 @@ export function yuvToRgb(
       yw,
     );
   };
-  const Y = sample(planes.y);
-  const U = sample(planes.u);
-  const V = sample(planes.v);
+  // swscale (without SWS_FULL_CHR_H_INT, as `mcore score` runs it) brings chroma to half the output
+  // width for packed RGB and uses each chroma sample for two output pixels.
+  const cw = Math.ceil(t.width / 2);
+  const Y = sample(planes.y, t.width);
+  const U = sample(planes.u, cw);
+  const V = sample(planes.v, cw);
   const k = yuvCoefficients(color.matrix, color.fullRange);
   const out = new Uint8Array(t.width * t.height * 3);
-  for (let p = 0; p < Y.length; p++) {
-    const y = k.ys * (Y[p] - k.yo);
-    const u = U[p] - 128;
-    const v = V[p] - 128;
-    out[p * 3] = clampByte(y + k.rv * v);
-    out[p * 3 + 1] = clampByte(y + k.gu * u + k.gv * v);
-    out[p * 3 + 2] = clampByte(y + k.bu * u);
+  for (let row = 0; row < t.height; row++) {
+    for (let x = 0; x < t.width; x++) {
+      const p = row * t.width + x;
+      const c = row * cw + (x >> 1);
+      const y = k.ys * (Y[p] - k.yo);
+      const u = U[c] - 128;
+      const v = V[c] - 128;
+      out[p * 3] = clampByte(y + k.rv * v);
+      out[p * 3 + 1] = clampByte(y + k.gu * u + k.gv * v);
+      out[p * 3 + 2] = clampByte(y + k.bu * u);
+    }
   }
   return { width: t.width, height: t.height, data: out };
 }
