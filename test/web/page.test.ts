@@ -9,16 +9,17 @@
  * Skipped, saying so, when there is no Chromium (MCORE_CHROMIUM, default /usr/bin/chromium; install
  * it with `apt-get install -y chromium`).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildWeb } from '../../scripts/build-web.mjs';
 import { openSynthDive } from '../../src/data/open.ts';
-import { encodeMp4 } from '../../src/data/video.ts';
+import { encodeMp4, ffmpegPath } from '../../src/data/video.ts';
 import type { ScoreResult } from '../../src/score/core.ts';
 import { makeTestBundle, type TestBundle } from '../helpers/bundle.ts';
 import { MCORE_ARGV, mcore, repoRoot } from '../helpers/cli.ts';
@@ -52,6 +53,8 @@ export const CHROMIUM_ARGS = [
   '--disable-sync',
   '--no-first-run',
 ];
+
+const run = promisify(execFile);
 
 type Plain = Omit<ScoreResult, 'frames'>;
 
@@ -216,12 +219,44 @@ describe.skipIf(!HAVE_CHROMIUM)('the scoring page in Chromium', () => {
     if (process.env.MCORE_SCREENSHOT) await copyFile(shot, process.env.MCORE_SCREENSHOT);
   });
 
+  it('scores a VP9 WebM with the transitions of Node within 1 sampled frame', async () => {
+    const webm = path.join(tmp, 'clip.webm');
+    await run(ffmpegPath(), [
+      '-v',
+      'error',
+      '-y',
+      '-i',
+      tb.mp4,
+      '-c:v',
+      'libvpx-vp9',
+      '-b:v',
+      '0',
+      '-crf',
+      '20',
+      webm,
+    ]);
+    const node = await nodeScore(webm);
+    const out = await submit('#video', webm);
+    expect(out.state, out.message).toBe('done');
+    const r = JSON.parse(out.result!) as Plain;
+    expect(r.input.sampled).toEqual(node.input.sampled);
+    r.transitions.forEach((t, k) => {
+      expect(Math.abs(t - node.transitions[k])).toBeLessThanOrEqual(1);
+    });
+    const diff = Math.abs(r.score - node.score);
+    console.log(
+      `WebM: page ${r.score.toFixed(5)} vs node ${node.score.toFixed(5)} (|diff| ${diff.toExponential(2)})`,
+    );
+    expect(diff).toBeLessThan(0.5);
+  });
+
   it('says what is wrong with bad input and takes the next file', async () => {
     const bytes = await readFile(tb.mp4);
     const files = {
       text: path.join(tmp, 'notes.mp4'),
       corrupt: path.join(tmp, 'corrupt.mp4'),
       truncated: path.join(tmp, 'truncated.mp4'),
+      damaged: path.join(tmp, 'damaged.mp4'),
       image: path.join(tb.folder, '00003.png'),
       empty: path.join(tmp, 'no-frames'),
     };
@@ -230,12 +265,21 @@ describe.skipIf(!HAVE_CHROMIUM)('the scoring page in Chromium', () => {
     corrupt.fill(0x5a, 0, 200);
     await writeFile(files.corrupt, corrupt);
     await writeFile(files.truncated, bytes.subarray(0, Math.floor(bytes.length * 0.6)));
+    const damaged = Buffer.from(bytes);
+    for (let i = Math.floor(bytes.length * 0.4); i < Math.floor(bytes.length * 0.45); i++)
+      damaged[i] = (i * 7919) & 255;
+    await writeFile(files.damaged, damaged);
     await mkdir(files.empty);
     await writeFile(path.join(files.empty, 'readme.txt'), 'no frames here');
     const cases: ['#video' | '#folder', string, RegExp][] = [
       ['#video', files.text, /notes\.mp4: not a readable video/],
       ['#video', files.corrupt, /corrupt\.mp4: not a readable video/],
       ['#video', files.truncated, /truncated\.mp4: the file is truncated or damaged/],
+      [
+        '#video',
+        files.damaged,
+        /damaged\.mp4: the file is truncated or damaged: frame \d+ of \d+ could not be decoded/,
+      ],
       ['#video', files.image, /00003\.png: is a single image/],
       ['#folder', files.empty, /no-frames: no \.jpg\/\.jpeg\/\.png frames/],
     ];
