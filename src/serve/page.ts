@@ -2,6 +2,8 @@
  * Where the built scoring page is. An installed package ships it in dist/web (built by `prepare`). A
  * source checkout without it (e.g. `tsx src/cli/main.ts serve` before any build) builds it on the fly
  * with scripts/build-web.mjs, which needs esbuild, a devDependency present in every checkout.
+ * MCORE_WEB_ROOT names a page built elsewhere (the browser tests build theirs into a temporary folder,
+ * so that they never rewrite dist/web under another test's server).
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -11,6 +13,16 @@ import { packageWebRoot } from './server.ts';
 
 /** The built page's folder; builds it first when missing in a source checkout (`note` says so). */
 export async function pageRoot(note: (line: string) => void = () => {}): Promise<string> {
+  const own = process.env.MCORE_WEB_ROOT;
+  if (own) {
+    if (!existsSync(path.join(own, 'index.html'))) {
+      throw new McoreError(
+        'E_INPUT',
+        `MCORE_WEB_ROOT=${own}: no index.html there; build the page with scripts/build-web.mjs or unset it`,
+      );
+    }
+    return path.resolve(own);
+  }
   const dir = packageWebRoot();
   if (existsSync(path.join(dir, 'index.html'))) return dir;
   const script = path.join(dir, '..', '..', 'scripts', 'build-web.mjs');

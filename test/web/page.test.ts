@@ -1,6 +1,7 @@
 /**
  * The scoring page in a real browser: Debian's Chromium driven by playwright-core (no downloaded
- * browser). `mcore serve` (from source, on the freshly built page) serves a tiny bundle; the test
+ * browser). `mcore serve` (from source, on the page freshly built into a temporary folder, handed over
+ * by MCORE_WEB_ROOT) serves a tiny bundle; the test
  * uploads a PNG frame folder and an MP4, reads the result from `#result[data-result]`, compares it with
  * `mcore score --json`, feeds bad inputs (each must leave a message and a usable page), a bundle that
  * fails to load, and checks that no page error or console error happened. Saves a screenshot
@@ -59,9 +60,10 @@ const run = promisify(execFile);
 type Plain = Omit<ScoreResult, 'frames'>;
 
 /** Starts `mcore serve --port 0` from source; resolves with the printed address. */
-function serve(bundleDir: string): Promise<{ url: string; child: ChildProcess }> {
+function serve(bundleDir: string, webRoot: string): Promise<{ url: string; child: ChildProcess }> {
   const child = spawn(process.execPath, [...MCORE_ARGV, 'serve', '--model', bundleDir, '--port', '0'], {
     cwd: repoRoot,
+    env: { ...process.env, MCORE_WEB_ROOT: webRoot },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return new Promise((resolve, reject) => {
@@ -121,8 +123,9 @@ describe.skipIf(!HAVE_CHROMIUM)('the scoring page in Chromium', () => {
   beforeAll(async () => {
     tmp = await mkdtemp(path.join(tmpdir(), 'mcore-page-'));
     tb = await makeTestBundle(tmp);
-    await buildWeb({ outdir: path.join(repoRoot, 'dist', 'web') });
-    server = await serve(tb.bundleDir);
+    // The page as the sources are now, in a folder of its own (dist/web may be in use by another test).
+    const webRoot = await buildWeb({ outdir: path.join(tmp, 'web') });
+    server = await serve(tb.bundleDir, webRoot);
     // A bundle whose backbone graph is not ONNX: files present, so `mcore serve` starts; the page fails.
     const bad = path.join(tmp, 'broken');
     await mkdir(bad);
@@ -136,7 +139,7 @@ describe.skipIf(!HAVE_CHROMIUM)('the scoring page in Chromium', () => {
       await copyFile(path.join(tb.bundleDir, f), path.join(bad, f));
     }
     await writeFile(path.join(bad, 'backbone.onnx'), 'not an onnx graph');
-    broken = await serve(bad);
+    broken = await serve(bad, webRoot);
     context = await chromium.launchPersistentContext(await mkdtemp(path.join(tmpdir(), 'mcore-chromium-')), {
       executablePath: CHROMIUM,
       headless: true,
