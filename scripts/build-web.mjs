@@ -27,7 +27,6 @@ export async function buildWeb(o = {}) {
     // inlining a copy of the binary into the bundle.
     conditions: ['onnxruntime-web-use-extern-wasm'],
     minify: true,
-    sourcemap: 'linked',
     legalComments: 'none',
     logLevel: 'warning',
   });
