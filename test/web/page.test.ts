@@ -37,6 +37,13 @@ declare const document: {
   querySelectorAll(selector: string): Iterable<PageElement>;
 };
 declare const crossOriginIsolated: boolean;
+declare class DataTransfer {
+  items: { add(file: unknown): void };
+}
+declare class File {
+  constructor(parts: unknown[], name: string, o: { type: string });
+}
+declare function atob(s: string): string;
 
 const CHROMIUM = process.env.MCORE_CHROMIUM ?? '/usr/bin/chromium';
 const HAVE_CHROMIUM = existsSync(CHROMIUM);
@@ -251,6 +258,52 @@ describe.skipIf(!HAVE_CHROMIUM)('the scoring page in Chromium', () => {
       `WebM: page ${r.score.toFixed(5)} vs node ${node.score.toFixed(5)} (|diff| ${diff.toExponential(2)})`,
     );
     expect(diff).toBeLessThan(0.5);
+  });
+
+  it('scores a dropped video with an action type and an exemplar count, as Node does with those options', async () => {
+    const bank = JSON.parse(await readFile(path.join(tb.bundleDir, 'exemplars.json'), 'utf8')) as {
+      exemplars: { actionType: string }[];
+    };
+    const type = bank.exemplars[0].actionType;
+    const r0 = await mcore(
+      'score',
+      tb.mp4,
+      '--model',
+      tb.bundleDir,
+      '--json',
+      '--action-type',
+      type,
+      '--exemplars',
+      '3',
+    );
+    expect(r0.code, r0.stderr).toBe(0);
+    const node = JSON.parse(r0.stdout) as Plain;
+    await page.selectOption('#action-type', type);
+    await page.fill('#exemplars', '3');
+    await page.evaluate(() => {
+      document.body.dataset.state = 'submitted';
+    });
+    const bytes = (await readFile(tb.mp4)).toString('base64');
+    const dt = await page.evaluateHandle((b64: string) => {
+      const raw = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+      const t = new DataTransfer();
+      t.items.add(new File([raw], 'dropped.mp4', { type: 'video/mp4' }));
+      return t;
+    }, bytes);
+    await page.dispatchEvent('#drop', 'drop', { dataTransfer: dt });
+    await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state ?? ''), null, {
+      timeout: 60_000,
+    });
+    const out = await page.evaluate(() => document.getElementById('result')!.dataset.result);
+    const r = JSON.parse(out!) as Plain;
+    expect(r.input.path).toBe('dropped.mp4');
+    expect(r.protocol).toEqual(node.protocol);
+    expect(r.exemplars.map((e) => e.key)).toEqual(node.exemplars.map((e) => e.key));
+    expect(r.exemplars.every((e) => e.actionType === type)).toBe(true);
+    expect(Math.abs(r.score - node.score)).toBeLessThan(0.5);
+    // Back to the defaults for the next tests.
+    await page.selectOption('#action-type', '');
+    await page.fill('#exemplars', '10');
   });
 
   it('says what is wrong with bad input and takes the next file', async () => {
