@@ -10,7 +10,7 @@ import { encodeMp4 } from '../../src/data/video.ts';
 import { lockBundle } from '../../src/score/bundle.ts';
 import { trainRun } from '../../src/train/run.ts';
 import { VERSION } from '../../src/version.ts';
-import { mcore, mcoreEnv } from '../helpers/cli.ts';
+import { mcore, mcoreWithEnv } from '../helpers/cli.ts';
 import { grey } from '../helpers/frames.ts';
 
 let tmp: string;
@@ -181,7 +181,8 @@ describe('mcore score', () => {
     const target = path.join(parent, 'bundle');
     await cp(bundle, target, { recursive: true });
     const manifest0 = await readFile(path.join(target, 'manifest.json'), 'utf8');
-    const exportTo = (env: Record<string, string>) => mcoreEnv(env, 'export', '--run', run, '--out', target);
+    const exportTo = (env: Record<string, string>) =>
+      mcoreWithEnv(env, 'export', '--run', run, '--out', target);
     const scoreWith = (model: string) => mcore('score', mp4, '--model', model, '--json', '--exemplars', '4');
     const score0 = JSON.parse((await scoreWith(target)).stdout).score;
 

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readSafetensors } from '../../src/io/safetensors.ts';
-import { mcore, mcoreEnv, spawnMcore } from '../helpers/cli.ts';
+import { mcore, mcoreWithEnv, spawnMcore } from '../helpers/cli.ts';
 
 const SETS = [
   'model.frames=8',
@@ -66,7 +66,7 @@ describe('mcore train under faults', () => {
   it('resumes to the same weights and losses after kills inside checkpoint writes and a full disk', async () => {
     const run = path.join(tmp, 'killed');
     const train = (env: Record<string, string>, ...more: string[]) =>
-      mcoreEnv(env, 'train', ...DATASET, '--out', run, ...SETS, ...more);
+      mcoreWithEnv(env, 'train', ...DATASET, '--out', run, ...SETS, ...more);
 
     // Killed in the 2nd checkpoint write (weights written, optimizer not): epoch 1's checkpoint stands.
     const a = await train({ MCORE_TEST_CRASH_AT: 'checkpoint:weights:2' });

@@ -3,11 +3,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../../src/backend.ts';
 import { reportError } from '../../src/cli/errors.ts';
 import { resolveConfig } from '../../src/config.ts';
+import type { ClipRecord, ClipSource } from '../../src/data/clips.ts';
 import { equalTransitions, mcoreMethod } from '../../src/methods/mcore.ts';
 import { disposeParams, initParams } from '../../src/model/params.ts';
 import { createRng } from '../../src/rng.ts';
 import { createAdamState, DEFAULT_ADAM, disposeAdamState } from '../../src/train/adam.ts';
-import { type ClipRecord, type ClipSource, train } from '../../src/train/trainer.ts';
+import { train } from '../../src/train/trainer.ts';
 import { expectMcoreRejection } from '../helpers/errors.ts';
 
 beforeAll(async () => {
