@@ -4,10 +4,12 @@ import { readFile } from 'node:fs/promises';
 import { Option } from 'commander';
 import type { BackendName } from '../backend.ts';
 import { McoreError } from '../errors.ts';
+import { refuseSpecialFile } from '../io/input-path.ts';
 
 /** Reads a JSON config file (`--config`); none -> {}. */
 export async function readConfigFile(file: string | undefined): Promise<unknown> {
   if (!file) return {};
+  await refuseSpecialFile(file, 'E_CONFIG', '--config');
   let text: string;
   try {
     text = await readFile(file, 'utf8');

@@ -31,12 +31,23 @@ function reasonOf(e: unknown): string {
 }
 
 /**
+ * How strictly a frame is decoded: 'error' (default) refuses files libvips cannot decode; 'warning'
+ * also refuses damage the decoder only warns about (garbled entropy-coded data, which decodes to a
+ * smeared picture); 'none' decodes whatever it can.
+ */
+export type DecodeStrictness = 'error' | 'warning' | 'none';
+
+/**
  * Reads a JPEG or PNG file as an RGB frame (alpha dropped, greyscale expanded), resized when `resize`
  * is given. An unreadable or corrupt file throws McoreError('E_INPUT') naming it.
  */
-export async function readImage(path: string, resize?: ResizeOptions): Promise<Frame> {
+export async function readImage(
+  path: string,
+  resize?: ResizeOptions,
+  failOn: DecodeStrictness = 'error',
+): Promise<Frame> {
   try {
-    let img = sharp(path, { failOn: 'error' }).removeAlpha().toColourspace('srgb');
+    let img = sharp(path, { failOn }).removeAlpha().toColourspace('srgb');
     if (resize) {
       img = img.resize(resize.width, resize.height, { fit: resize.fit === 'cover' ? 'cover' : 'fill' });
     }

@@ -36,6 +36,7 @@ import { basename, dirname, extname, relative, resolve } from 'node:path';
 import { z } from 'zod';
 import { mapLimit } from '../concurrency.ts';
 import { McoreError } from '../errors.ts';
+import { refuseSpecialFile } from '../io/input-path.ts';
 import { sampleIndices } from './frame-sampling.ts';
 import { type FitMode, frameNumberOf, listFrameFolder, readImage } from './images.ts';
 import type { ClipInfo, Frame, StagedDataset } from './types.ts';
@@ -43,15 +44,22 @@ import { VideoClipCache } from './video.ts';
 
 const unitSchema = z.enum(['frames', 'seconds']);
 
+/**
+ * Largest magnitude of a score or judge score, and largest difficulty, accepted: far beyond any sport's
+ * scale, and small enough that squared errors stay finite in float32 (a score of 1e300 trains to NaN).
+ */
+const MAX_SCORE = 10_000;
+const MAX_DIFFICULTY = 100;
+
 const clipSchema = z
   .strictObject({
     key: z.string().min(1).optional(),
     video: z.string().min(1).optional(),
     frames: z.string().min(1).optional(),
-    score: z.number(),
+    score: z.number().min(-MAX_SCORE).max(MAX_SCORE),
     actionType: z.union([z.string().min(1), z.number().transform(String)]),
-    difficulty: z.number().positive().optional(),
-    judgeScores: z.array(z.number()).optional(),
+    difficulty: z.number().positive().max(MAX_DIFFICULTY).optional(),
+    judgeScores: z.array(z.number().min(-MAX_SCORE).max(MAX_SCORE)).optional(),
     transitions: z.array(z.number().nonnegative()),
     transitionsUnit: unitSchema.optional(),
     start: z.number().nonnegative().optional(),
@@ -217,6 +225,7 @@ interface Resolved {
 export async function loadManifestDataset(path: string, options: ManifestOptions): Promise<ManifestDataset> {
   const manifestPath = resolve(path);
   const root = dirname(manifestPath);
+  await refuseSpecialFile(manifestPath, 'E_DATA_LAYOUT');
   let text: string;
   try {
     text = await readFile(manifestPath, 'utf8');
@@ -245,7 +254,7 @@ export async function loadManifestDataset(path: string, options: ManifestOptions
   } else {
     let json: unknown;
     try {
-      json = JSON.parse(text);
+      json = JSON.parse(text.replace(/^\uFEFF/, '')); // a byte-order mark is accepted, as in CSV
     } catch (e) {
       throw new McoreError(
         'E_DATA_LAYOUT',
