@@ -11,7 +11,6 @@ import { McoreError } from './errors.ts';
 import { MODEL_VARIANTS, type ModelConfig, type ModelVariant } from './model/config.ts';
 
 const variantNames = Object.keys(MODEL_VARIANTS) as [ModelVariant, ...ModelVariant[]];
-const positiveInt = z.number().int().positive();
 /** An integer in [lo, hi]: every size has a range, so an absurd value is refused, never allocated. */
 const intIn = (lo: number, hi: number) => z.number().int().min(lo).max(hi);
 /** A finite weight or scale in [0, hi]. */
@@ -108,7 +107,10 @@ const PROTOTYPE_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor',
 
 function refusePrototypeKey(key: string, where: string): void {
   if (PROTOTYPE_KEYS.has(key)) {
-    throw new McoreError('E_CONFIG', `${where}: '${key}' is not a configuration key (it names an object's prototype)`);
+    throw new McoreError(
+      'E_CONFIG',
+      `${where}: '${key}' is not a configuration key (it names an object's prototype)`,
+    );
   }
 }
 

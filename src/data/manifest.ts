@@ -39,16 +39,12 @@ import { McoreError } from '../errors.ts';
 import { refuseSpecialFile } from '../io/input-path.ts';
 import { sampleIndices } from './frame-sampling.ts';
 import { type FitMode, frameNumberOf, listFrameFolder, readImage } from './images.ts';
-import type { ClipInfo, Frame, StagedDataset } from './types.ts';
+import { type ClipInfo, type Frame, MAX_SCORE, type StagedDataset } from './types.ts';
 import { VideoClipCache } from './video.ts';
 
 const unitSchema = z.enum(['frames', 'seconds']);
 
-/**
- * Largest magnitude of a score or judge score, and largest difficulty, accepted: far beyond any sport's
- * scale, and small enough that squared errors stay finite in float32 (a score of 1e300 trains to NaN).
- */
-const MAX_SCORE = 10_000;
+/** Largest difficulty accepted (scores: MAX_SCORE of ./types.ts). */
 const MAX_DIFFICULTY = 100;
 
 const clipSchema = z

@@ -50,7 +50,10 @@ function envLimit(name: string, env: NodeJS.ProcessEnv): number | undefined {
 }
 
 /** The limits in force: `given` over the environment over the defaults. */
-export function resolveLimits(given: Partial<ReadLimits> = {}, env: NodeJS.ProcessEnv = process.env): ReadLimits {
+export function resolveLimits(
+  given: Partial<ReadLimits> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): ReadLimits {
   const decoded = given.maxDecodedBytes ?? envLimit(LIMIT_ENV.maxDecodedBytes, env);
   return {
     maxDepth: given.maxDepth ?? envLimit(LIMIT_ENV.maxDepth, env) ?? DEFAULT_MAX_DEPTH,

@@ -145,7 +145,8 @@ function keyText(key: PyValue, depth: number, budget: { chars: number }): string
   else if (typeof key === 'string') out = JSON.stringify(key);
   else if (key instanceof Uint8Array) out = `b:${Buffer.from(key).toString('hex')}`;
   else if (Array.isArray(key)) {
-    if (depth >= MAX_KEY_DEPTH) throw new Error(`dict key: a tuple nested deeper than ${MAX_KEY_DEPTH} levels`);
+    if (depth >= MAX_KEY_DEPTH)
+      throw new Error(`dict key: a tuple nested deeper than ${MAX_KEY_DEPTH} levels`);
     out = `(${key.map((k) => keyText(k, depth + 1, budget)).join(',')})`;
   } else throw new Error(`unhashable dict key of type ${describe(key)}`);
   budget.chars -= out.length;
@@ -881,7 +882,8 @@ function checkTree(root: PyValue, limits: ReadLimits, fail: (message: string) =>
     if (v === null || typeof v !== 'object') return [1, 0];
     const known = sizes.get(v);
     if (known !== undefined) return [known, heights.get(v) as number];
-    if (open.has(v)) return fail(`the unpickled value contains itself (a reference cycle), which mcore does not read`);
+    if (open.has(v))
+      return fail(`the unpickled value contains itself (a reference cycle), which mcore does not read`);
     const children = childrenOf(v);
     if (children === undefined || children.length === 0) return [1, children === undefined ? 0 : 1];
     if (frames.length + 1 > maxDepth) tooDeep();

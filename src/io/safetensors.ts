@@ -52,7 +52,9 @@ function fail(file: string, message: string): never {
 /** A header value in an error, at most 60 characters (flat; never walks a deeply nested value). */
 function brief(v: unknown): string {
   if (Array.isArray(v)) {
-    const items = v.slice(0, 8).map((x) => (Array.isArray(x) ? '[...]' : typeof x === 'object' && x ? '{...}' : String(x)));
+    const items = v
+      .slice(0, 8)
+      .map((x) => (Array.isArray(x) ? '[...]' : typeof x === 'object' && x ? '{...}' : String(x)));
     return `[${items.join(', ')}${v.length > 8 ? ', ...' : ''}]`.slice(0, 60);
   }
   return (typeof v === 'object' && v !== null ? '{...}' : String(v)).slice(0, 60);

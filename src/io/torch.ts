@@ -169,7 +169,8 @@ export class ZipArchive {
     }
     const entries = new Map<string, ZipEntry>();
     // every central record takes at least 46 bytes: a count beyond that is damage, not a loop to run
-    if (count > dirSize / 46) this.#damaged(`${count} members declared in a ${dirSize}-byte central directory`);
+    if (count > dirSize / 46)
+      this.#damaged(`${count} members declared in a ${dirSize}-byte central directory`);
     let at = dirOffset;
     for (let i = 0; i < count; i++) {
       if (this.#u32(at) !== SIG_CENTRAL) this.#damaged(`central directory record ${i} has a bad signature`);

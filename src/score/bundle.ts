@@ -24,8 +24,10 @@ import path from 'node:path';
 import { z } from 'zod';
 import { runConfigSchema } from '../config.ts';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../data/transforms.ts';
+import { MAX_SCORE } from '../data/types.ts';
 import { McoreError } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { refuseSpecialFile } from '../io/input-path.ts';
 import { encodeSafetensors, readSafetensors } from '../io/safetensors.ts';
 import { featureDim, type ModelConfig } from '../model/config.ts';
 import { VERSION } from '../version.ts';
@@ -44,6 +46,8 @@ export const BUNDLE_FILES = {
 
 const positiveInt = z.number().int().positive();
 const rgb = z.tuple([z.number(), z.number(), z.number()]);
+/** A frame side in pixels: positive and at most 4096 (a frame is allocated at this size). */
+const frameSide = z.number().int().positive().max(4096);
 
 /**
  * How frames become model input: decode or read each frame at `resize` (width x height, `fit` as in
@@ -52,8 +56,8 @@ const rgb = z.tuple([z.number(), z.number(), z.number()]);
  * centre crop S, ImageNet statistics) is `squareTransform(S)`.
  */
 export const transformSchema = z.strictObject({
-  resize: z.strictObject({ width: positiveInt, height: positiveInt, fit: z.enum(['squeeze', 'cover']) }),
-  crop: positiveInt,
+  resize: z.strictObject({ width: frameSide, height: frameSide, fit: z.enum(['squeeze', 'cover']) }),
+  crop: frameSide,
   mean: rgb,
   std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]),
 });
@@ -63,15 +67,15 @@ export const manifestSchema = z.object({
   format: z.literal(BUNDLE_FORMAT),
   version: z.string(),
   model: runConfigSchema.shape.model,
-  frames: positiveInt,
-  imageSize: positiveInt,
+  frames: runConfigSchema.shape.model.shape.frames,
+  imageSize: runConfigSchema.shape.model.shape.imageSize,
   transform: transformSchema,
   stageNames: z.array(z.string()).min(2),
   stages: z.number().int().min(2),
   tokensPerStage: z.number().int().min(2),
   featureDim: positiveInt,
   /** The regressor's delta is in units of scoreScale (train.scoreScale): score = y_e + scoreScale * delta. */
-  scoreScale: z.number().positive(),
+  scoreScale: z.number().positive().max(1e6),
   /** Where the weights and the exemplars came from (informative). */
   source: z
     .object({ dataset: z.string(), run: z.string().optional(), epoch: z.number().optional() })
@@ -83,7 +87,8 @@ export type BundleManifest = z.infer<typeof manifestSchema>;
 const exemplarRecordSchema = z.strictObject({
   key: z.string(),
   actionType: z.string(),
-  score: z.number(),
+  /** The clip's known score, finite and within +-MAX_SCORE (src/data/manifest.ts). */
+  score: z.number().min(-MAX_SCORE).max(MAX_SCORE),
   /** K-1 transitions the bundle's segmenter found on the clip's T sampled frames. */
   transitions: z.array(z.number().int()),
 });
@@ -166,6 +171,9 @@ function checkConsistent(m: BundleManifest, where: string): void {
   if (featureDim(m.model) !== m.featureDim)
     problems.push(`featureDim ${m.featureDim} differs from the model's`);
   const t = m.transform;
+  if (m.model.imageSize !== m.imageSize || t.crop !== m.imageSize) {
+    problems.push(`imageSize ${m.imageSize}, model.imageSize ${m.model.imageSize} and crop ${t.crop} differ`);
+  }
   if (t.crop > t.resize.width || t.crop > t.resize.height) {
     problems.push(`crop ${t.crop} is larger than the resized frame ${t.resize.width}x${t.resize.height}`);
   }
@@ -282,7 +290,7 @@ export async function readBundle(dir: string): Promise<BundleOnDisk> {
     );
   }
   const manifestPath = path.join(abs, BUNDLE_FILES.manifest);
-  const manifest = parseManifest(await readFile(manifestPath, 'utf8'), manifestPath);
+  const manifest = parseManifest(await readBundleText(manifestPath), manifestPath);
   const exemplars = await readExemplars(abs, manifest);
   return {
     dir: abs,
@@ -296,11 +304,25 @@ export async function readBundle(dir: string): Promise<BundleOnDisk> {
   };
 }
 
+/** A bundle's JSON file as text: a folder, a pipe or an unreadable file in its place is E_INPUT. */
+async function readBundleText(file: string): Promise<string> {
+  await refuseSpecialFile(file, 'E_INPUT');
+  try {
+    return await readFile(file, 'utf8');
+  } catch (e) {
+    throw new McoreError(
+      'E_INPUT',
+      `${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); export the bundle again`,
+    );
+  }
+}
+
 async function readExemplars(dir: string, manifest: BundleManifest): Promise<ExemplarBank> {
   const indexPath = path.join(dir, BUNDLE_FILES.exemplarIndex);
+  const indexText = await readBundleText(indexPath);
   let raw: unknown;
   try {
-    raw = JSON.parse(await readFile(indexPath, 'utf8'));
+    raw = JSON.parse(indexText);
   } catch (e) {
     throw new McoreError('E_INPUT', `${indexPath}: not valid JSON (${(e as Error).message})`);
   }
@@ -341,5 +363,15 @@ async function readExemplars(dir: string, manifest: BundleManifest): Promise<Exe
       `${indexPath}: exemplar '${bad.key}' has ${bad.transitions.length} transitions, expected ${K1}`,
     );
   }
-  return { records: index.exemplars, tokens: t.data as Float32Array };
+  const tokens = t.data as Float32Array;
+  const nonFinite = tokens.findIndex((v) => !Number.isFinite(v));
+  if (nonFinite >= 0) {
+    const row = Math.floor(nonFinite / (per * manifest.featureDim));
+    throw new McoreError(
+      'E_INPUT',
+      `${tokensPath}: token value ${nonFinite} (exemplar '${index.exemplars[row]?.key}') is ${tokens[nonFinite]}, ` +
+        'not a finite number; export the bundle again from a run whose loss stayed finite',
+    );
+  }
+  return { records: index.exemplars, tokens };
 }

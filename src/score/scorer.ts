@@ -202,6 +202,28 @@ export async function loadBundle(dir: string, opts: { threads?: number } = {}): 
   const per = K * L * D;
   const actionTypes = [...new Set(b.exemplars.records.map((r) => r.actionType))].sort();
 
+  /**
+   * A score, delta or per-stage delta that is NaN or infinite is an error, never a result: it comes
+   * from the bundle's weights or exemplars (or a query the graphs cannot handle), not from chance.
+   */
+  function checkFinite(
+    dir: string,
+    query: string,
+    value: number,
+    uses: readonly ExemplarUse[],
+    stages: readonly StageComparison[],
+  ): void {
+    const bad =
+      uses.find((e) => !Number.isFinite(e.delta))?.key ??
+      stages.flatMap((s) => s.deltas).find((d) => !Number.isFinite(d.delta))?.exemplar;
+    if (Number.isFinite(value) && bad === undefined) return;
+    throw new McoreError(
+      'E_NONFINITE',
+      `${dir}: the score of ${query} came out ${value}${bad !== undefined ? ` (the delta against exemplar '${bad}' is not finite)` : ''}; ` +
+        "the bundle's graphs produce non-finite values: export it again from a run whose loss stayed finite",
+    );
+  }
+
   async function scoreQuery(q: QueryInput, o: ScoreOptions = {}, decodeMs = 0): Promise<ScoreResult> {
     const t0 = performance.now() - decodeMs;
     if (q.frames.length !== m.frames) {
@@ -259,6 +281,7 @@ export async function loadBundle(dir: string, opts: { threads?: number } = {}): 
     });
     const score = exemplars.reduce((a, e) => a + e.score + e.delta, 0) / M;
     const meanDelta = exemplars.reduce((a, e) => a + e.delta, 0) / M;
+    checkFinite(b.dir, q.path, score, exemplars, perStage);
     const transitions = enc.transitions[0];
     const result: ScoreResult = {
       score,
