@@ -6,7 +6,8 @@
  * endian (decoded to native little endian). Fortran-ordered arrays are transposed to C order on read,
  * so `data` is always row-major for `shape`. Hostile headers are bounded: at most 10000 bytes (numpy's
  * own `max_header_size`) nested at most 16 levels, and the data size a header declares is checked
- * against the file's size before anything is allocated or read. int64/uint64 data stays exact in BigInt64Array /
+ * against the file's size before anything is allocated or read; a file's array may hold at most 4 GiB
+ * (MCORE_MAX_DECODED_BYTES, ./limits.ts). int64/uint64 data stays exact in BigInt64Array /
  * BigUint64Array; `toFloat64` and `toInt32` convert (checking range).
  *
  * @example
@@ -17,6 +18,7 @@ import { type FileHandle, open } from 'node:fs/promises';
 import { McoreError } from '../errors.ts';
 import { writeFileAtomic } from './atomic.ts';
 import { refuseSpecialFile } from './input-path.ts';
+import { limitHint, MAX_DECODED_BYTES, resolveLimits } from './limits.ts';
 
 export type NpDtype =
   | 'bool'
@@ -330,6 +332,14 @@ export async function readNpy(source: string | Uint8Array, name?: string): Promi
     await handle.read(prefix, 0, prefix.length, 0);
     const h = parseNpyHeader(prefix, label);
     if (!(h.dataBytes <= size - h.dataStart)) throw truncated(label, h, size);
+    const limit = resolveLimits().maxDecodedBytes ?? MAX_DECODED_BYTES;
+    if (h.dataBytes > limit) {
+      throw new McoreError(
+        'E_INPUT',
+        `${label}: the array (${h.shape.join(', ')}) of ${h.descr.dtype} holds ${h.dataBytes} bytes, more than mcore ` +
+          `reads from one file (${limitHint('maxDecodedBytes', limit)})`,
+      );
+    }
     const bytes = new Uint8Array(h.dataStart + h.dataBytes);
     await handle.read(bytes, 0, bytes.length, 0);
     return parseNpy(bytes, label);
