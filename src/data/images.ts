@@ -110,6 +110,16 @@ export async function listFrameFolder(dir: string): Promise<string[]> {
       `${dir}: cannot list the frame folder (${reasonOf(e)}); expected a folder of numbered .jpg/.png frames`,
     );
   }
+  const special = entries.find(
+    (d) => IMAGE_EXT.test(d.name) && (d.isFIFO() || d.isSocket() || d.isCharacterDevice() || d.isBlockDevice()),
+  );
+  if (special !== undefined) {
+    // reading a named pipe would block forever: refused before any frame is read
+    throw new McoreError(
+      'E_DATA_LAYOUT',
+      `${join(dir, special.name)}: is not a regular file (a pipe, socket or device); frames must be image files`,
+    );
+  }
   const names = entries
     .filter((d) => !d.isDirectory() && IMAGE_EXT.test(d.name))
     .map((d) => d.name)
