@@ -111,7 +111,8 @@ export async function listFrameFolder(dir: string): Promise<string[]> {
     );
   }
   const special = entries.find(
-    (d) => IMAGE_EXT.test(d.name) && (d.isFIFO() || d.isSocket() || d.isCharacterDevice() || d.isBlockDevice()),
+    (d) =>
+      IMAGE_EXT.test(d.name) && (d.isFIFO() || d.isSocket() || d.isCharacterDevice() || d.isBlockDevice()),
   );
   if (special !== undefined) {
     // reading a named pipe would block forever: refused before any frame is read
