@@ -33,7 +33,7 @@ function reasonOf(e: unknown): string {
 /**
  * How strictly a frame is decoded: 'error' (default) refuses files libvips cannot decode; 'warning'
  * also refuses damage the decoder only warns about (garbled entropy-coded data, which decodes to a
- * smeared picture); 'none' decodes whatever it can.
+ * smeared picture; the frame is decoded once at full size to see it); 'none' decodes whatever it can.
  */
 export type DecodeStrictness = 'error' | 'warning' | 'none';
 
@@ -47,7 +47,10 @@ export async function readImage(
   failOn: DecodeStrictness = 'error',
 ): Promise<Frame> {
   try {
-    let img = sharp(path, { failOn }).removeAlpha().toColourspace('srgb');
+    // libvips decodes a JPEG at a reduced scale when it shrinks it on load, which can skip the damaged
+    // data; strict reads decode the whole frame once to see every warning, pixels as before
+    if (failOn === 'warning') await sharp(path, { failOn }).raw().toBuffer();
+    let img = sharp(path, { failOn: failOn === 'warning' ? 'error' : failOn }).removeAlpha().toColourspace('srgb');
     if (resize) {
       img = img.resize(resize.width, resize.height, { fit: resize.fit === 'cover' ? 'cover' : 'fill' });
     }
