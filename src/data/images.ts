@@ -50,7 +50,9 @@ export async function readImage(
     // libvips decodes a JPEG at a reduced scale when it shrinks it on load, which can skip the damaged
     // data; strict reads decode the whole frame once to see every warning, pixels as before
     if (failOn === 'warning') await sharp(path, { failOn }).raw().toBuffer();
-    let img = sharp(path, { failOn: failOn === 'warning' ? 'error' : failOn }).removeAlpha().toColourspace('srgb');
+    let img = sharp(path, { failOn: failOn === 'warning' ? 'error' : failOn })
+      .removeAlpha()
+      .toColourspace('srgb');
     if (resize) {
       img = img.resize(resize.width, resize.height, { fit: resize.fit === 'cover' ? 'cover' : 'fill' });
     }
