@@ -15,7 +15,14 @@ import type { Frame } from '../data/types.ts';
 import { McoreError } from '../errors.ts';
 import { decodeTransitions } from '../model/segmenter.ts';
 import { interpolationMatrix } from '../model/stage-pool.ts';
-import { createSession, dispose, type OnnxSession, runBackbone, runSegmenter } from '../onnx/runtime.ts';
+import {
+  createSession,
+  dispose,
+  expectInput,
+  type OnnxSession,
+  runBackbone,
+  runSegmenter,
+} from '../onnx/runtime.ts';
 import type { BundleTransform } from './bundle.ts';
 
 /**
@@ -134,6 +141,15 @@ export async function createVideoEncoder(
     throw e;
   }
   const { frames: T, featureDim: D, stages: K, tokensPerStage: L, crop: S } = dims;
+  const name = (g: Uint8Array | string, role: string) => (typeof g === 'string' ? g : `the ${role} graph`);
+  try {
+    expectInput(backbone, 'frames', [-1, 3, S, S], name(graphs.backbone, 'backbone'));
+    expectInput(segmenter, 'features', [-1, T, D], name(graphs.segmenter, 'segmenter'));
+  } catch (e) {
+    await dispose(backbone);
+    await dispose(segmenter);
+    throw e;
+  }
   return {
     async encode(input: Float32Array, V: number): Promise<EncodedVideos> {
       const n = V * T;

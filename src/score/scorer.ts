@@ -25,7 +25,7 @@
  */
 import type { Frame } from '../data/types.ts';
 import { McoreError } from '../errors.ts';
-import { createSession, dispose, type OnnxSession, run } from '../onnx/runtime.ts';
+import { createSession, dispose, expectInput, type OnnxSession, run } from '../onnx/runtime.ts';
 import { createRng, shuffled } from '../rng.ts';
 import { type BundleManifest, type ExemplarBank, type ExemplarRecord, readBundle } from './bundle.ts';
 import { createVideoEncoder, toModelInput, type VideoEncoder } from './encode.ts';
@@ -186,6 +186,15 @@ export async function loadBundle(dir: string, opts: { threads?: number } = {}): 
     scorer = await createSession(b.graphs.scorer, { threads });
   } catch (e) {
     await encoder.dispose();
+    throw e;
+  }
+  try {
+    const tokensShape = [-1, m.stages * m.tokensPerStage, m.featureDim];
+    expectInput(scorer, 'q_tokens', tokensShape, b.graphs.scorer);
+    expectInput(scorer, 'e_tokens', tokensShape, b.graphs.scorer);
+  } catch (e) {
+    await encoder.dispose();
+    await dispose(scorer);
     throw e;
   }
   if (!scorer.outputs.some((o) => o.name === TOKEN_DELTA)) {

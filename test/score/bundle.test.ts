@@ -337,6 +337,21 @@ describe('bundle files', () => {
     }
   });
 
+  it('loadBundle refuses graphs that do not belong to the bundle, naming the file (E_INPUT, not E_SHAPE)', async () => {
+    const graphs = bundleGraphs(params, cfg);
+    const swaps: [string, Uint8Array, RegExp][] = [
+      [BUNDLE_FILES.backbone, graphs.segmenter, /backbone\.onnx: the graph's input 'frames' is missing/],
+      [BUNDLE_FILES.segmenter, graphs.scorer, /segmenter\.onnx: the graph's input 'features' is missing/],
+      [BUNDLE_FILES.scorer, graphs.backbone, /scorer\.onnx: the graph's input 'q_tokens' is missing/],
+    ];
+    for (const [file, bytes, message] of swaps) {
+      const copy = await mkdtemp(path.join(tmp, 'swap-'));
+      await cp(dir, copy, { recursive: true });
+      await writeFile(path.join(copy, file), bytes);
+      await expectMcoreRejection(loadBundle(copy), 'E_INPUT', message);
+    }
+  });
+
   it('loadBundle refuses a scorer without the token_delta output', async () => {
     const copy = await mkdtemp(path.join(tmp, 'plain-'));
     await cp(dir, copy, { recursive: true });
