@@ -28,4 +28,10 @@ export { loadWeights, saveWeights } from './model/weights.ts';
 export { exportBundle, exportRunBundle } from './score/export.ts';
 export { loadBundle, score } from './score/scorer.ts';
 export { evalRun, type RunRecord, trainRun } from './train/run.ts';
+export {
+  type ImportCheckpointOptions,
+  type ImportSummary,
+  importCheckpoint,
+  referenceBundleTransform,
+} from './verbs/import.ts';
 export { VERSION } from './version.ts';

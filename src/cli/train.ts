@@ -4,11 +4,9 @@
  */
 import type { Command } from 'commander';
 import { type BackendName, useBackend } from '../backend.ts';
-import { resolveConfig } from '../config.ts';
-import { McoreError } from '../errors.ts';
 import { evalRun, type RunRecord, trainRun } from '../train/run.ts';
 import { metricsTable } from './format.ts';
-import { backendOption, collect, frameCacheOption, readConfigFile } from './options.ts';
+import { backendOption, collect, frameCacheOption, intOption, runConfigFor } from './options.ts';
 import { type Bar, createBar } from './progress.ts';
 
 export function register(program: Command): void {
@@ -40,7 +38,7 @@ export function register(program: Command): void {
         backend: BackendName;
       }) => {
         await useBackend(o.backend);
-        const config = resolveConfig(await readConfigFile(o.config), o.set);
+        const config = await runConfigFor(o.dataset, o);
         const record: RunRecord = {
           dataset: o.dataset,
           config,
@@ -77,12 +75,7 @@ export function register(program: Command): void {
     .command('eval')
     .description('evaluate the latest checkpoint of a run on its test split (exemplar protocol)')
     .requiredOption('--run <dir>', 'run folder written by mcore train')
-    .option('--exemplars <n>', 'exemplars per query (default: the run config, 10)', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1)
-        throw new McoreError('E_INPUT', `--exemplars must be a positive integer, got '${v}'`);
-      return n;
-    })
+    .option('--exemplars <n>', 'exemplars per query (default: the run config, 10)', intOption('--exemplars'))
     .option('--dn', 'exemplars of the same action type ("with dive number")')
     .option('--no-dn', 'exemplars from the whole training split')
     .option('--json', 'print the metrics as JSON')

@@ -4,12 +4,12 @@
  * with M training exemplars (same action type with dn), and the predictions are averaged.
  */
 import type * as tf from '@tensorflow/tfjs-core';
+import type { ClipRecord } from '../data/clips.ts';
 import { ExemplarIndex } from '../data/sampling.ts';
 import { McoreError } from '../errors.ts';
 import type { Params } from '../model/params.ts';
 import { createRng } from '../rng.ts';
 import type { Encoding, Method } from '../train/method.ts';
-import type { ClipRecord } from '../train/trainer.ts';
 import { aiou, mse, rl2, srcc } from './metrics.ts';
 
 export interface EvalOptions {

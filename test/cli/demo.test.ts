@@ -9,19 +9,19 @@ import { backboneSpecs } from '../../src/model/regnet.ts';
 import { mcore } from '../helpers/cli.ts';
 
 describe('mcore demo --quick', () => {
-  it('trains every method, writes results.json, the report and a bundle, and repeats itself exactly', async () => {
-    const base = await mkdtemp(path.join(os.tmpdir(), 'mcore-demo-'));
-    const runs = [];
-    for (const name of ['a', 'b']) {
-      const out = path.join(base, name);
-      const r = await mcore('demo', '--quick', '--seed', '3', '--out', out);
-      expect(r.code, r.stderr).toBe(0);
-      expect(r.stdout).toMatch(/method\s+SRCC\s+R-l2 x100\s+AIoU@0.5\s+AIoU@0.75/);
-      runs.push(JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8')));
-      expect(existsSync(path.join(out, 'report.html'))).toBe(true);
-      expect(existsSync(path.join(out, 'bundle', 'manifest.json'))).toBe(true);
-    }
-    const [a, b] = runs;
+  // One run (about 20 s on 2 cores): every method trains and evaluates, the files are written, and the
+  // quick settings still learn (floors well below the measured seed-3 values: mcore-head SRCC 0.81,
+  // segmenter AIoU@0.5 1.00).
+  it('trains every method, writes results.json, the report and a bundle, above a quality floor', {
+    timeout: 300_000,
+  }, async () => {
+    const out = path.join(await mkdtemp(path.join(os.tmpdir(), 'mcore-demo-')), 'demo');
+    const r = await mcore('demo', '--quick', '--seed', '3', '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/method\s+SRCC\s+R-l2 x100\s+AIoU@0.5\s+AIoU@0.75/);
+    const a = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8'));
+    expect(existsSync(path.join(out, 'report.html'))).toBe(true);
+    expect(existsSync(path.join(out, 'bundle', 'manifest.json'))).toBe(true);
     expect(Object.keys(a.methods)).toEqual([
       'mcore',
       'mcore-no-cont',
@@ -35,7 +35,8 @@ describe('mcore demo --quick', () => {
       expect(m.rl2).toBeGreaterThan(0);
     }
     expect(a.seed).toBe(3);
-    expect(b.methods).toEqual(a.methods);
+    expect(a.methods['mcore-head'].srcc).toBeGreaterThan(0.6);
+    expect(a.methods.mcore.aiou50).toBeGreaterThanOrEqual(0.9);
   });
 });
 

@@ -16,13 +16,13 @@ describe('mcore train / eval / demo arguments', () => {
         /loss\.contrastive/,
       ],
       [['eval', '--run', '/nonexistent/run'], /no checkpoint found; train first/],
-      [['eval', '--run', '/tmp', '--exemplars', '0'], /--exemplars must be a positive integer/],
+      [['eval', '--run', '/tmp', '--exemplars', '0'], /--exemplars must be an integer >= 1, got '0'/],
       [
         ['train', '--dataset', 'synthdive', '--out', '/tmp/x', '--frame-cache', '0'],
         /--frame-cache must be a positive/,
       ],
       [['eval', '--run', '/tmp', '--backend', 'gpu'], /--backend must be wasm or cpu, got 'gpu'/],
-      [['demo', '--seed', '-1'], /--seed must be a non-negative integer/],
+      [['demo', '--seed', '-1'], /--seed must be an integer >= 0, got '-1'/],
       [['frobnicate'], /unknown command 'frobnicate'/],
       [['data', 'export', 'synthdive', '--out', '/tmp/x', '--split', 'val'], /--split must be train or test/],
     ];
@@ -87,6 +87,10 @@ describe('mcore train / eval / demo arguments', () => {
       'loss.qualityWeight=1',
     );
     expect(q.code).toBe(2);
+    // Real data without a variant: the paper's model, said first.
+    expect(q.stderr.split('\n')[0]).toMatch(
+      /^model mcore-regnety002: 96 frames of 112x112 px, 3 stages \(manifest data;/,
+    );
     expect(q.stderr).toMatch(
       /loss\.qualityWeight=1 needs the hidden stage qualities .*\(only SynthDive has them\); set loss\.qualityWeight=0/,
     );

@@ -129,15 +129,17 @@ export async function mcoreInProcess(...args: string[]): Promise<CliRun> {
   return { code, stdout, stderr };
 }
 
-/** A CLI run that must exit 2 with one `mcore:` line matching `message` and no stack trace. */
+/** A CLI run that must exit 2 with one `mcore:` error line (the last) matching `message`, no stack trace. */
 export async function expectCliRefused(tally: Tally, run: CliRun, message: RegExp): Promise<void> {
   tally.cases++;
   if (run.code === 1) tally.stackTraces++;
   expect(run.code, run.stderr).toBe(2);
+  // the error is one line, the last; a command may have printed progress or its settings before it
   const lines = run.stderr.trimEnd().split('\n');
-  expect(lines, run.stderr).toHaveLength(1);
-  expect(lines[0]).toMatch(/^mcore: /);
-  expect(lines[0]).toMatch(message);
+  const errors = lines.filter((l) => l.startsWith('mcore: '));
+  expect(errors, run.stderr).toHaveLength(1);
+  expect(lines[lines.length - 1]).toBe(errors[0]);
+  expect(errors[0]).toMatch(message);
   expect(run.stderr).not.toMatch(/\n\s+at /);
   tally.clear++;
 }

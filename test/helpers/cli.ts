@@ -1,8 +1,20 @@
-/** Runs the real `mcore` command (node bin/mcore.js) in the repository root, for CLI tests. */
+/**
+ * Runs the `mcore` command from its TypeScript sources (node --import tsx src/cli/main.ts) in the
+ * repository root, for CLI tests. The compiled bin/mcore.js is checked on the packed tarball
+ * (scripts/pack-check.sh).
+ */
 import { execFile } from 'node:child_process';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
+
+/** node arguments that run the CLI from source; append the command's arguments. */
+export const MCORE_ARGV: readonly string[] = [
+  '--import',
+  pathToFileURL(path.join(repoRoot, 'node_modules/tsx/dist/loader.mjs')).href,
+  path.join(repoRoot, 'src/cli/main.ts'),
+];
 
 export interface Run {
   code: number;
@@ -11,11 +23,16 @@ export interface Run {
 }
 
 export function mcore(...args: string[]): Promise<Run> {
+  return mcoreIn(repoRoot, ...args);
+}
+
+/** Runs the CLI with `cwd` as the current directory (e.g. so that a default cache lands there). */
+export function mcoreIn(cwd: string, ...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['bin/mcore.js', ...args],
-      { cwd: repoRoot, env: { ...process.env, CI: '1' } },
+      [...MCORE_ARGV, ...args],
+      { cwd, env: { ...process.env, CI: '1' } },
       (err, stdout, stderr) => {
         const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
         resolve({ code, stdout, stderr });
