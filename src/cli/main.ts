@@ -10,6 +10,7 @@ import * as demo from './demo.ts';
 import { reportError } from './errors.ts';
 import * as features from './features.ts';
 import * as importCmd from './import.ts';
+import * as merge from './merge.ts';
 import * as metrics from './metrics.ts';
 import * as model from './model.ts';
 import * as score from './score.ts';
@@ -21,6 +22,7 @@ const COMMANDS: readonly { register(program: Command): void }[] = [
   train,
   features,
   score,
+  merge,
   importCmd,
   data,
   metrics,

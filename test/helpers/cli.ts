@@ -28,11 +28,20 @@ export function mcore(...args: string[]): Promise<Run> {
 
 /** Runs the CLI with `cwd` as the current directory (e.g. so that a default cache lands there). */
 export function mcoreIn(cwd: string, ...args: string[]): Promise<Run> {
+  return runCli(cwd, {}, args);
+}
+
+/** `mcore(...args)` with extra environment variables (e.g. a scheduler's shard index). */
+export function mcoreWithEnv(env: Record<string, string>, ...args: string[]): Promise<Run> {
+  return runCli(repoRoot, env, args);
+}
+
+function runCli(cwd: string, env: Record<string, string>, args: readonly string[]): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [...MCORE_ARGV, ...args],
-      { cwd, env: { ...process.env, CI: '1' } },
+      { cwd, env: { ...process.env, CI: '1', ...env } },
       (err, stdout, stderr) => {
         const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
         resolve({ code, stdout, stderr });
