@@ -35,3 +35,10 @@ await esbuild.build({
     },
   ],
 });
+
+// ---- The scoring page of `mcore serve` (web/ -> dist/web/; issue 12): see scripts/build-web.mjs.
+async function buildPage() {
+  const { buildWeb } = await import('./build-web.mjs');
+  await buildWeb({ root, outdir: path.join(root, 'dist', 'web') });
+}
+await buildPage();

@@ -14,6 +14,7 @@ import * as merge from './merge.ts';
 import * as metrics from './metrics.ts';
 import * as model from './model.ts';
 import * as score from './score.ts';
+import * as serve from './serve.ts';
 import * as train from './train.ts';
 
 /** The subcommands, in help order. */
@@ -23,6 +24,7 @@ const COMMANDS: readonly { register(program: Command): void }[] = [
   features,
   score,
   merge,
+  serve,
   importCmd,
   data,
   metrics,
