@@ -877,43 +877,59 @@ function checkTree(root: PyValue, limits: ReadLimits, fail: (message: string) =>
     );
   const tooDeep = (): never =>
     fail(`the unpickled value is nested deeper than ${maxDepth} levels (${limitHint('maxDepth', maxDepth)})`);
-  /** Size and height of a leaf or an already visited container, or undefined after opening a frame. */
-  const enter = (v: PyValue): [number, number] | undefined => {
-    if (v === null || typeof v !== 'object') return [1, 0];
+  // size and height of the value `enter` looked at, unless it opened a frame for it
+  let size = 1;
+  let height = 0;
+  /** True after opening a frame for a new container; else `size` and `height` describe `v`. */
+  const enter = (v: PyValue): boolean => {
+    size = 1;
+    height = 0;
+    if (v === null || typeof v !== 'object') return false;
     const known = sizes.get(v);
-    if (known !== undefined) return [known, heights.get(v) as number];
+    if (known !== undefined) {
+      size = known;
+      height = heights.get(v) as number;
+      return false;
+    }
     if (open.has(v))
-      return fail(`the unpickled value contains itself (a reference cycle), which mcore does not read`);
+      fail('the unpickled value contains itself (a reference cycle), which mcore does not read');
     const children = childrenOf(v);
-    if (children === undefined || children.length === 0) return [1, children === undefined ? 0 : 1];
+    if (children === undefined) return false;
+    if (children.length === 0) {
+      height = 1;
+      return false;
+    }
     if (frames.length + 1 > maxDepth) tooDeep();
     open.add(v);
     frames.push({ node: v, children, next: 0, size: 1, height: 1 });
-    return undefined;
+    return true;
   };
-  const account = (size: number, height: number): void => {
+  const account = (): void => {
     const f = frames[frames.length - 1];
     f.size += size;
     if (f.size > maxObjects) tooMany();
-    f.height = Math.max(f.height, height + 1);
-    if (frames.length - 1 + f.height > maxDepth) tooDeep();
+    if (height + 1 > f.height) {
+      f.height = height + 1;
+      if (frames.length - 1 + f.height > maxDepth) tooDeep();
+    }
   };
-  const first = enter(root);
-  if (first !== undefined) {
-    if (first[0] > maxObjects) tooMany();
-    return;
-  }
+  if (!enter(root)) return;
   while (frames.length > 0) {
     const f = frames[frames.length - 1];
     if (f.next < f.children.length) {
-      const got = enter(f.children[f.next++]);
-      if (got !== undefined) account(got[0], got[1]);
+      const child = f.children[f.next++];
+      if (child === null || typeof child !== 'object') {
+        // a leaf: one node, no height
+        if (++f.size > maxObjects) tooMany();
+      } else if (!enter(child)) account();
       continue;
     }
     frames.pop();
     open.delete(f.node);
     sizes.set(f.node, f.size);
     heights.set(f.node, f.height);
-    if (frames.length > 0) account(f.size, f.height);
+    size = f.size;
+    height = f.height;
+    if (frames.length > 0) account();
   }
 }
