@@ -9,7 +9,9 @@ export type McoreErrorCode =
   | 'E_SHAPE'
   | 'E_INPUT'
   | 'E_PICKLE'
-  | 'E_BACKEND';
+  | 'E_BACKEND'
+  /** A number the user's data or weights produced is NaN or infinite (a score is never printed so). */
+  | 'E_NONFINITE';
 
 export class McoreError extends Error {
   readonly code: McoreErrorCode;

@@ -11,6 +11,7 @@ import { access, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { McoreError } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { refuseSpecialFile } from '../io/input-path.ts';
 import { encodeSafetensors } from '../io/safetensors-codec.ts';
 import { VERSION } from '../version.ts';
 import {
@@ -95,7 +96,7 @@ export async function readBundle(dir: string): Promise<BundleOnDisk> {
     );
   }
   const manifestPath = path.join(abs, BUNDLE_FILES.manifest);
-  const manifest = parseManifest(await readFile(manifestPath, 'utf8'), manifestPath);
+  const manifest = parseManifest(await readBundleText(manifestPath), manifestPath);
   const exemplars = await readExemplars(abs, manifest);
   return {
     dir: abs,
@@ -109,16 +110,25 @@ export async function readBundle(dir: string): Promise<BundleOnDisk> {
   };
 }
 
+/** A bundle's JSON file as text: a folder, a pipe or an unreadable file in its place is E_INPUT. */
+async function readBundleText(file: string): Promise<string> {
+  await refuseSpecialFile(file, 'E_INPUT');
+  try {
+    return await readFile(file, 'utf8');
+  } catch (e) {
+    throw new McoreError(
+      'E_INPUT',
+      `${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); export the bundle again`,
+    );
+  }
+}
+
 async function readExemplars(dir: string, manifest: BundleManifest): Promise<ExemplarBank> {
   const indexPath = path.join(dir, BUNDLE_FILES.exemplarIndex);
   const tokensPath = path.join(dir, BUNDLE_FILES.exemplarTokens);
-  let indexText: string;
+  const indexText = await readBundleText(indexPath);
+  await refuseSpecialFile(tokensPath, 'E_INPUT');
   let tokens: Uint8Array;
-  try {
-    indexText = await readFile(indexPath, 'utf8');
-  } catch (e) {
-    throw new McoreError('E_INPUT', `${indexPath}: cannot read (${(e as Error).message})`);
-  }
   try {
     tokens = await readFile(tokensPath);
   } catch (e) {
