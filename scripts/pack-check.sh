@@ -35,3 +35,16 @@ if (!Number.isFinite(r.score) || r.stages.length !== bundle.manifest.stages || r
 console.log(`pack-check: mcore ${VERSION} from plain Node scored ${clip}: ${r.score.toFixed(2)} (${r.stages.map((s) => s.name).join(', ')})`);
 JS
 node score.mjs
+# The browser page ships built: `mcore serve` from the tarball serves it, the bundle and onnxruntime-web's wasm.
+npx mcore serve --model demo/bundle --port 0 > serve.txt 2>&1 &
+server=$!
+for _ in $(seq 1 100); do grep -q 'serving .* at http' serve.txt && break; sleep 0.1; done
+url="$(grep -o 'http://[^ ]*' serve.txt | head -1)"
+[ -n "$url" ] || { cat serve.txt; kill "$server"; exit 1; }
+for p in "" bundle/manifest.json ort/ort-wasm-simd-threaded.wasm; do
+  code="$(curl -s -o /dev/null -w '%{http_code}' "${url%/}/$p")"
+  [ "$code" = 200 ] || { echo "pack-check: GET /$p -> $code"; kill "$server"; exit 1; }
+done
+kill -INT "$server"
+wait "$server" || true
+echo "pack-check: mcore serve from the tarball served the page, the bundle and onnxruntime-web's wasm at $url"

@@ -1,20 +1,26 @@
 /**
  * The run configuration: typed data with a default for every field, validated with zod. One resolver
  * (`resolveConfig`) fills defaults from a named model variant, applies `--set key=value` overrides and
- * reports every problem with its dotted path in one McoreError('E_CONFIG').
+ * reports every problem with its dotted path in one McoreError('E_CONFIG'). Every number has a range
+ * (e.g. `model.imageSize` in [16, 1024], `model.frames` in [4, 4096], `train.epochs` in [1, 100000],
+ * `train.lr` in (0, 10]), so an absurd value is refused, never allocated; `--set` accepts only the
+ * keys of the schema (`configKeys()`), never a prototype name (`__proto__`, `constructor`, `prototype`).
  */
 import { z } from 'zod';
 import { McoreError } from './errors.ts';
 import { MODEL_VARIANTS, type ModelConfig, type ModelVariant } from './model/config.ts';
 
 const variantNames = Object.keys(MODEL_VARIANTS) as [ModelVariant, ...ModelVariant[]];
-const positiveInt = z.number().int().positive();
+/** An integer in [lo, hi]: every size has a range, so an absurd value is refused, never allocated. */
+const intIn = (lo: number, hi: number) => z.number().int().min(lo).max(hi);
+/** A finite weight or scale in [0, hi]. */
+const weight = (hi = 1e6) => z.number().nonnegative().max(hi);
 
 const backboneSchema = z.strictObject({
-  stemWidth: positiveInt,
-  widths: z.array(positiveInt).min(1),
-  depths: z.array(positiveInt).min(1),
-  groupWidth: positiveInt,
+  stemWidth: intIn(1, 4096),
+  widths: z.array(intIn(1, 4096)).min(1).max(16),
+  depths: z.array(intIn(1, 64)).min(1).max(16),
+  groupWidth: intIn(1, 4096),
   seRatio: z.number().min(0).max(1),
   gsm: z.boolean(),
 });
@@ -22,33 +28,33 @@ const backboneSchema = z.strictObject({
 const modelSchema = z.strictObject({
   backbone: backboneSchema,
   segmenter: z.strictObject({ dropout: z.number().min(0).max(1) }),
-  decoder: z.strictObject({ layers: positiveInt, heads: positiveInt, mlpRatio: positiveInt }),
-  regressor: z.strictObject({ hidden: z.array(positiveInt) }),
-  stages: z.number().int().min(2),
-  tokensPerStage: z.number().int().min(2),
-  frames: z.number().int().min(4),
-  imageSize: z.number().int().min(16),
+  decoder: z.strictObject({ layers: intIn(1, 64), heads: intIn(1, 64), mlpRatio: intIn(1, 64) }),
+  regressor: z.strictObject({ hidden: z.array(intIn(1, 65536)).max(16) }),
+  stages: intIn(2, 32),
+  tokensPerStage: intIn(2, 1024),
+  frames: intIn(4, 4096),
+  imageSize: intIn(16, 1024),
 });
 
 export const lossSchema = z.strictObject({
   /** 'token': the reference code's L_cont (tau 0.5); 'stage': the paper's wording (tau 0.1); 'none': off. */
   contrastive: z.enum(['token', 'stage', 'none']).default('token'),
-  tasWeights: z.array(z.number().nonnegative()).default([1, 2]),
-  contWeight: z.number().nonnegative().default(10),
+  tasWeights: z.array(weight()).default([1, 2]),
+  contWeight: weight().default(10),
   /**
    * Weight of L_aqa (reference: 1 on raw scores). With train.scoreScale = s, aqaWeight = s^2 keeps the
    * reference's balance between the losses in the backbone's gradient.
    */
-  aqaWeight: z.number().positive().default(1),
+  aqaWeight: z.number().positive().max(1e6).default(1),
   /** Temperature; default 0.5 for 'token', 0.1 for 'stage'. */
-  tau: z.number().positive().optional(),
+  tau: z.number().positive().max(1000).optional(),
   /**
    * Weight of an auxiliary loss L_q, not in the paper (0 = off, the reference objective): the backbone
    * features pooled over each stage (the ground-truth stages; equal stages for the equal-stages
    * ablation) regress that stage's hidden quality with a linear map (mean squared error). Needs ClipInfo.stageQualities, which only SynthDive has; the demo's
    * backbone pretraining uses it to learn to see each stage's quality cues.
    */
-  qualityWeight: z.number().nonnegative().default(0),
+  qualityWeight: weight().default(0),
 });
 
 export const runConfigSchema = z.strictObject({
@@ -58,14 +64,14 @@ export const runConfigSchema = z.strictObject({
   train: z
     .strictObject({
       mode: z.enum(['end-to-end', 'head-only']).default('end-to-end'),
-      epochs: positiveInt.default(10),
-      batchPairs: positiveInt.default(8),
-      lr: z.number().positive().default(1e-3),
-      backboneLrScale: z.number().nonnegative().default(0.1),
+      epochs: intIn(1, 100_000).default(10),
+      batchPairs: intIn(1, 4096).default(8),
+      lr: z.number().positive().max(10).default(1e-3),
+      backboneLrScale: weight(1000).default(0.1),
       dn: z.boolean().default(true),
-      seed: z.number().int().nonnegative().default(0),
+      seed: intIn(0, 2 ** 32 - 1).default(0),
       /** Score unit in the losses (1: raw dive scores, as the reference). */
-      scoreScale: z.number().positive().default(1),
+      scoreScale: z.number().positive().max(1e6).default(1),
       /** Learning-rate schedule over epochs: 'constant' (the reference) or 'cosine'. */
       schedule: z.enum(['constant', 'cosine']).default('constant'),
     })
@@ -82,9 +88,9 @@ export const runConfigSchema = z.strictObject({
     }),
   eval: z
     .strictObject({
-      exemplars: positiveInt.default(10),
+      exemplars: intIn(1, 10_000).default(10),
       dn: z.boolean().default(true),
-      batchVideos: positiveInt.default(16),
+      batchVideos: intIn(1, 4096).default(16),
     })
     .default({ exemplars: 10, dn: true, batchVideos: 16 }),
 });
@@ -96,11 +102,64 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Keys that would reach an object's prototype instead of a field: never config keys. */
+const PROTOTYPE_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
+function refusePrototypeKey(key: string, where: string): void {
+  if (PROTOTYPE_KEYS.has(key)) {
+    throw new McoreError(
+      'E_CONFIG',
+      `${where}: '${key}' is not a configuration key (it names an object's prototype)`,
+    );
+  }
+}
+
 function deepMerge(base: unknown, over: unknown): unknown {
   if (!isObject(base) || !isObject(over)) return over === undefined ? base : over;
   const out: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(over)) out[k] = deepMerge(base[k], v);
+  for (const [k, v] of Object.entries(over)) {
+    refusePrototypeKey(k, 'model');
+    out[k] = Object.hasOwn(base, k) ? deepMerge(base[k], v) : v;
+  }
   return out;
+}
+
+/** The schema below `schema` with its defaults and optionals unwrapped. */
+function unwrap(schema: z.ZodType): z.ZodType {
+  let s = schema;
+  while (s instanceof z.ZodDefault || s instanceof z.ZodOptional) s = s.def.innerType as z.ZodType;
+  return s;
+}
+
+/** The dotted paths of every field, for `--set` (e.g. 'train.epochs', 'model.backbone.widths'). */
+export function configKeys(schema: z.ZodType = runConfigSchema, prefix = ''): string[] {
+  const s = unwrap(schema);
+  if (!(s instanceof z.ZodObject)) return [prefix];
+  return Object.entries(s.shape as Record<string, z.ZodType>).flatMap(([k, v]) =>
+    configKeys(v, prefix ? `${prefix}.${k}` : k),
+  );
+}
+
+/** Throws E_CONFIG unless `path` names a field of the configuration (module doc of `--set`). */
+function checkOverridePath(path: readonly string[], text: string): void {
+  let s: z.ZodType = runConfigSchema;
+  for (const [i, p] of path.entries()) {
+    refusePrototypeKey(p, `--set ${text}`);
+    const obj = unwrap(s);
+    const shape = obj instanceof z.ZodObject ? (obj.shape as Record<string, z.ZodType>) : undefined;
+    if (shape === undefined || !Object.hasOwn(shape, p)) {
+      const at = path.slice(0, i).join('.');
+      const known = shape ? Object.keys(shape) : [];
+      throw new McoreError(
+        'E_CONFIG',
+        `--set ${text}: unknown key '${path.slice(0, i + 1).join('.')}'` +
+          (known.length > 0
+            ? ` (known${at ? ` under ${at}` : ''}: ${known.join(', ')})`
+            : ` ('${at}' is a value, not a group)`),
+      );
+    }
+    s = shape[p];
+  }
 }
 
 /** Parses one `key=value` override: the value as JSON when it parses, else as a string. */
@@ -122,7 +181,7 @@ export function parseOverride(text: string): { path: string[]; value: unknown } 
 function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
   let cur = obj;
   for (const p of path.slice(0, -1)) {
-    if (!isObject(cur[p])) cur[p] = {};
+    if (!Object.hasOwn(cur, p) || !isObject(cur[p])) cur[p] = {};
     cur = cur[p] as Record<string, unknown>;
   }
   cur[path[path.length - 1]] = value;
@@ -144,6 +203,7 @@ export function resolveConfig(
   }
   for (const o of overrides) {
     const { path, value } = parseOverride(o);
+    checkOverridePath(path, o);
     setPath(input, path, value);
   }
   input.variant ??= opts.defaultVariant ?? 'mcore-tiny';

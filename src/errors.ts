@@ -15,7 +15,9 @@ export type McoreErrorCode =
   /** Another mcore process holds the lock of a run folder or bundle (src/io/lock.ts). */
   | 'E_BUSY'
   /** Training produced a non-finite loss. */
-  | 'E_DIVERGED';
+  | 'E_DIVERGED'
+  /** A number the user's data or weights produced is NaN or infinite (a score is never printed so). */
+  | 'E_NONFINITE';
 
 export class McoreError extends Error {
   readonly code: McoreErrorCode;

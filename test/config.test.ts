@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { resolveConfig } from '../src/config.ts';
+import { configKeys, resolveConfig } from '../src/config.ts';
 import { McoreError } from '../src/errors.ts';
+import { expectMcoreError } from './helpers/errors.ts';
 
 describe('resolveConfig', () => {
   it('fills every default from the tiny variant', () => {
@@ -48,5 +49,62 @@ describe('resolveConfig', () => {
     expect(() => resolveConfig({ variant: 'resnet' })).toThrow(/unknown model variant 'resnet'/);
     expect(() => resolveConfig({}, ['epochs'])).toThrow(/key=value/);
     expect(() => resolveConfig({}, ['loss.tasWeights=[1,2,3]'])).toThrow(/one weight per transition/);
+  });
+});
+
+describe('resolveConfig: ranges and --set keys', () => {
+  it('refuses sizes out of range with the key at fault', () => {
+    for (const [set, key] of [
+      ['model.imageSize=100000', 'model.imageSize'],
+      ['model.frames=2', 'model.frames'],
+      ['train.epochs=0', 'train.epochs'],
+      ['train.lr=1e300', 'train.lr'],
+      ['train.batchPairs=1.5', 'train.batchPairs'],
+    ] as const) {
+      const err = (() => {
+        try {
+          resolveConfig({}, [set]);
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      expect(err).toBeInstanceOf(McoreError);
+      expect((err as McoreError).code).toBe('E_CONFIG');
+      expect((err as McoreError).message).toContain(`at ${key}`);
+    }
+    expect(resolveConfig({}, ['model.imageSize=1024']).model.imageSize).toBe(1024);
+  });
+
+  it('accepts only known keys and names the known ones', () => {
+    expectMcoreError(
+      () => resolveConfig({}, ['train.epoch=5']),
+      'E_CONFIG',
+      "unknown key 'train.epoch'",
+      'known under train: mode, epochs,',
+    );
+    expectMcoreError(() => resolveConfig({}, ['train.epochs.x=5']), 'E_CONFIG', "'train.epochs' is a value");
+    expect(configKeys()).toContain('model.backbone.widths');
+    expect(configKeys()).toContain('loss.tau');
+  });
+
+  it('never touches Object.prototype through --set or a config file', () => {
+    for (const set of [
+      '__proto__.toString=1',
+      '__proto__.polluted=1',
+      'constructor.prototype.polluted=1',
+      'model.__proto__.polluted=1',
+      'train.prototype=1',
+    ]) {
+      expectMcoreError(() => resolveConfig({}, [set]), 'E_CONFIG', 'prototype');
+    }
+    expectMcoreError(
+      () => resolveConfig(JSON.parse('{"model": {"__proto__": {"polluted": 1}}}'), []),
+      'E_CONFIG',
+      "'__proto__' is not a configuration key",
+    );
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.hasOwn(Object.prototype, 'polluted')).toBe(false);
+    expect(String({})).toBe('[object Object]');
   });
 });

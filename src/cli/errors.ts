@@ -3,7 +3,9 @@
  * McoreError -> `mcore: <message>` and the exit code of its `code` (2: the user can fix it); usage
  * errors from commander -> commander's message (already printed) and 2; a file-system error the user
  * can fix (full disk, quota, permissions, read-only, a file where a folder belongs: src/io/fs-errors.ts)
- * -> one line naming the path and 2; anything else -> the stack and 1 (a bug in mcore).
+ * -> one line naming the path and 2; anything else -> the stack and 1 (a bug in mcore). E_SHAPE is
+ * raised by the library's own shape checks (tensors between its layers), which no input can reach once
+ * the readers have checked it: it is a bug, reported with its stack and exit 1 like any internal error.
  */
 import { CommanderError } from 'commander';
 import { McoreError, type McoreErrorCode } from '../errors.ts';
@@ -14,13 +16,14 @@ export const EXIT_CODES: Readonly<Record<McoreErrorCode, number>> = {
   E_CONFIG: 2,
   E_DATA_LAYOUT: 2,
   E_WEIGHTS: 2,
-  E_SHAPE: 2,
+  E_SHAPE: 1,
   E_INPUT: 2,
   E_PICKLE: 2,
   E_BACKEND: 2,
   E_IO: 2,
   E_BUSY: 2,
   E_DIVERGED: 2,
+  E_NONFINITE: 2,
 };
 
 /** Exit code for command-line usage errors (unknown command or option, missing argument). */
@@ -40,7 +43,7 @@ export function reportError(
   write: (text: string) => void = (t) => process.stderr.write(t),
 ): number {
   if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : USAGE_EXIT_CODE;
-  if (err instanceof McoreError) {
+  if (err instanceof McoreError && EXIT_CODES[err.code] !== 1) {
     write(`${formatMcoreError(err)}\n`);
     return EXIT_CODES[err.code] ?? 2;
   }

@@ -9,28 +9,33 @@
  * // R-l2      0.0032757
  * // ...
  */
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { McoreError } from '../errors.ts';
 import { mse, rl2, srcc } from '../eval/metrics.ts';
-import { parseNpy, toFloat64 } from '../io/npy.ts';
+import { refuseSpecialFile } from '../io/input-path.ts';
+import { readNpy, toFloat64 } from '../io/npy.ts';
 
 /** Reads a score file (.npy, .json or one number per line) as float64; E_INPUT names the file. */
 export async function readScores(file: string): Promise<Float64Array> {
-  let bytes: Buffer;
+  await refuseSpecialFile(file, 'E_INPUT');
+  const ext = path.extname(file).toLowerCase();
+  let bytes: Buffer = Buffer.alloc(0);
   try {
-    bytes = await readFile(file);
+    // an .npy file is read header first (its declared size checked against the file's)
+    if (ext !== '.npy') bytes = await readFile(file);
+    else await access(file, constants.R_OK);
   } catch (err) {
     throw new McoreError(
       'E_INPUT',
       `${file}: cannot read the score file (${(err as NodeJS.ErrnoException).code ?? err})`,
     );
   }
-  const ext = path.extname(file).toLowerCase();
   let values: Float64Array;
   if (ext === '.npy') {
-    const arr = parseNpy(bytes, file);
+    const arr = await readNpy(file);
     const column = arr.shape.length === 2 && arr.shape[1] === 1;
     if (arr.dtype === 'bool' || !(arr.shape.length === 1 || column)) {
       throw new McoreError(

@@ -6,10 +6,12 @@ import type { BackendName } from '../backend.ts';
 import { type RunConfig, resolveConfig } from '../config.ts';
 import { parseDatasetSpec } from '../data/open.ts';
 import { McoreError } from '../errors.ts';
+import { refuseSpecialFile } from '../io/input-path.ts';
 
 /** Reads a JSON config file (`--config`); none -> {}. */
 export async function readConfigFile(file: string | undefined): Promise<unknown> {
   if (!file) return {};
+  await refuseSpecialFile(file, 'E_CONFIG', '--config');
   let text: string;
   try {
     text = await readFile(file, 'utf8');

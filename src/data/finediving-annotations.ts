@@ -21,6 +21,7 @@ import path from 'node:path';
 import { McoreError } from '../errors.ts';
 import { toInt32 } from '../io/npy.ts';
 import { describe, isTuple, loadPickle, PickledNdArray, PyDict, type PyValue } from '../io/pickle.ts';
+import { MAX_SCORE } from './types.ts';
 
 export interface FineDivingRecord {
   /** `${videoName}/${instance}` */
@@ -84,6 +85,13 @@ function num(file: string, key: string, field: string, v: PyValue | undefined): 
   if (typeof v !== 'number' || !Number.isFinite(v))
     bad(file, key, `'${field}' should be a number, found ${describe(v)}`);
   return v as number;
+}
+
+/** A score, judge score or difficulty: a number within +-MAX_SCORE (./types.ts). */
+function scoreNum(file: string, key: string, field: string, v: PyValue | undefined): number {
+  const n = num(file, key, field, v);
+  if (Math.abs(n) > MAX_SCORE) bad(file, key, `'${field}' is ${n}, outside [-${MAX_SCORE}, ${MAX_SCORE}]`);
+  return n;
 }
 
 function int(file: string, key: string, field: string, v: PyValue | undefined): number {
@@ -170,8 +178,8 @@ export async function loadFineDivingAnnotations(dir: string): Promise<FineDiving
     if (c === undefined) bad(coarse.file, key, `is missing (it is in ${FINEDIVING_FILES.fine})`);
     const cd = dictOf(coarse.file, c as PyValue, `entry ${key}`);
     let actionType = str(fine.file, key, 'action_type', f.get('action_type'));
-    let diveScore = num(fine.file, key, 'dive_score', f.get('dive_score'));
-    let difficulty = num(fine.file, key, 'difficulty', f.get('difficulty'));
+    let diveScore = scoreNum(fine.file, key, 'dive_score', f.get('dive_score'));
+    let difficulty = scoreNum(fine.file, key, 'difficulty', f.get('difficulty'));
     let transits = ints(fine.file, key, 'steps_transit_frames', f.get('steps_transit_frames'));
     let labels = ints(fine.file, key, 'frames_labels', f.get('frames_labels'));
     if (aqaDict !== undefined && aqa !== undefined) {
@@ -185,8 +193,8 @@ export async function loadFineDivingAnnotations(dir: string): Promise<FineDiving
       }
       const row = a as PyValue[];
       const aType = str(aqa.file, key, 'action_type', row[0]);
-      const aScore = num(aqa.file, key, 'dive_score', row[1]);
-      const aDiff = num(aqa.file, key, 'difficulty', row[2]);
+      const aScore = scoreNum(aqa.file, key, 'dive_score', row[1]);
+      const aDiff = scoreNum(aqa.file, key, 'difficulty', row[2]);
       const aTransits = ints(aqa.file, key, 'steps_transit_frames', row[3]);
       const aLabels = ints(aqa.file, key, 'frames_labels', row[4]);
       const same = (x: Int32Array, y: Int32Array) => x.length === y.length && x.every((e, i) => e === y[i]);
@@ -207,8 +215,10 @@ export async function loadFineDivingAnnotations(dir: string): Promise<FineDiving
     if (!Array.isArray(judges) || judges.length === 0) {
       bad(coarse.file, key, `'judge_scores' should be a non-empty list, found ${describe(judges)}`);
     }
-    const judgeScores = (judges as PyValue[]).map((j, i) => num(coarse.file, key, `judge_scores[${i}]`, j));
-    const coarseDifficulty = num(coarse.file, key, 'difficulty', cd.get('difficulty'));
+    const judgeScores = (judges as PyValue[]).map((j, i) =>
+      scoreNum(coarse.file, key, `judge_scores[${i}]`, j),
+    );
+    const coarseDifficulty = scoreNum(coarse.file, key, 'difficulty', cd.get('difficulty'));
     if (coarseDifficulty !== difficulty) {
       warnings.push(`${key}: difficulty ${difficulty} (fine-grained, used) vs ${coarseDifficulty} (coarse)`);
     }

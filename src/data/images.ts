@@ -31,12 +31,28 @@ function reasonOf(e: unknown): string {
 }
 
 /**
+ * How strictly a frame is decoded: 'error' (default) refuses files libvips cannot decode; 'warning'
+ * also refuses damage the decoder only warns about (garbled entropy-coded data, which decodes to a
+ * smeared picture; the frame is decoded once at full size to see it); 'none' decodes whatever it can.
+ */
+export type DecodeStrictness = 'error' | 'warning' | 'none';
+
+/**
  * Reads a JPEG or PNG file as an RGB frame (alpha dropped, greyscale expanded), resized when `resize`
  * is given. An unreadable or corrupt file throws McoreError('E_INPUT') naming it.
  */
-export async function readImage(path: string, resize?: ResizeOptions): Promise<Frame> {
+export async function readImage(
+  path: string,
+  resize?: ResizeOptions,
+  failOn: DecodeStrictness = 'error',
+): Promise<Frame> {
   try {
-    let img = sharp(path, { failOn: 'error' }).removeAlpha().toColourspace('srgb');
+    // libvips decodes a JPEG at a reduced scale when it shrinks it on load, which can skip the damaged
+    // data; strict reads decode the whole frame once to see every warning, pixels as before
+    if (failOn === 'warning') await sharp(path, { failOn }).raw().toBuffer();
+    let img = sharp(path, { failOn: failOn === 'warning' ? 'error' : failOn })
+      .removeAlpha()
+      .toColourspace('srgb');
     if (resize) {
       img = img.resize(resize.width, resize.height, { fit: resize.fit === 'cover' ? 'cover' : 'fill' });
     }
@@ -97,6 +113,17 @@ export async function listFrameFolder(dir: string): Promise<string[]> {
     throw new McoreError(
       'E_DATA_LAYOUT',
       `${dir}: cannot list the frame folder (${reasonOf(e)}); expected a folder of numbered .jpg/.png frames`,
+    );
+  }
+  const special = entries.find(
+    (d) =>
+      IMAGE_EXT.test(d.name) && (d.isFIFO() || d.isSocket() || d.isCharacterDevice() || d.isBlockDevice()),
+  );
+  if (special !== undefined) {
+    // reading a named pipe would block forever: refused before any frame is read
+    throw new McoreError(
+      'E_DATA_LAYOUT',
+      `${join(dir, special.name)}: is not a regular file (a pipe, socket or device); frames must be image files`,
     );
   }
   const names = entries

@@ -36,22 +36,26 @@ import { basename, dirname, extname, relative, resolve } from 'node:path';
 import { z } from 'zod';
 import { mapLimit } from '../concurrency.ts';
 import { McoreError } from '../errors.ts';
+import { refuseSpecialFile } from '../io/input-path.ts';
 import { sampleIndices } from './frame-sampling.ts';
 import { type FitMode, frameNumberOf, listFrameFolder, readImage } from './images.ts';
-import type { ClipInfo, Frame, StagedDataset } from './types.ts';
+import { type ClipInfo, type Frame, MAX_SCORE, type StagedDataset } from './types.ts';
 import { VideoClipCache } from './video.ts';
 
 const unitSchema = z.enum(['frames', 'seconds']);
+
+/** Largest difficulty accepted (scores: MAX_SCORE of ./types.ts). */
+const MAX_DIFFICULTY = 100;
 
 const clipSchema = z
   .strictObject({
     key: z.string().min(1).optional(),
     video: z.string().min(1).optional(),
     frames: z.string().min(1).optional(),
-    score: z.number(),
+    score: z.number().min(-MAX_SCORE).max(MAX_SCORE),
     actionType: z.union([z.string().min(1), z.number().transform(String)]),
-    difficulty: z.number().positive().optional(),
-    judgeScores: z.array(z.number()).optional(),
+    difficulty: z.number().positive().max(MAX_DIFFICULTY).optional(),
+    judgeScores: z.array(z.number().min(-MAX_SCORE).max(MAX_SCORE)).optional(),
     transitions: z.array(z.number().nonnegative()),
     transitionsUnit: unitSchema.optional(),
     start: z.number().nonnegative().optional(),
@@ -217,6 +221,7 @@ interface Resolved {
 export async function loadManifestDataset(path: string, options: ManifestOptions): Promise<ManifestDataset> {
   const manifestPath = resolve(path);
   const root = dirname(manifestPath);
+  await refuseSpecialFile(manifestPath, 'E_DATA_LAYOUT');
   let text: string;
   try {
     text = await readFile(manifestPath, 'utf8');
@@ -245,7 +250,7 @@ export async function loadManifestDataset(path: string, options: ManifestOptions
   } else {
     let json: unknown;
     try {
-      json = JSON.parse(text);
+      json = JSON.parse(text.replace(/^\uFEFF/, '')); // a byte-order mark is accepted, as in CSV
     } catch (e) {
       throw new McoreError(
         'E_DATA_LAYOUT',

@@ -13,7 +13,7 @@
  * high, then one S x S crop per clip (random in training, centre at test).
  */
 import { McoreError } from '../errors.ts';
-import { createSynthDive, type SynthDive } from './synthdive/index.ts';
+import { createSynthDive, MAX_CLIPS, MAX_SIZE, type SynthDive } from './synthdive/index.ts';
 import { type ClipTransform, referenceTransform } from './transforms.ts';
 import type { StagedDataset } from './types.ts';
 
@@ -24,6 +24,20 @@ export interface DatasetSpec {
 }
 
 const FINEDIVING_OPTIONS = ['root', 'annotations', 'keys', 'stages'];
+
+/** Most stages a FineDiving spec may ask for (the paper uses 3; each stage needs its own frames). */
+const MAX_STAGES = 32;
+
+/**
+ * Accepted ranges of the synthdive options: a spec such as clips=1000000000 is refused at once, not
+ * built until memory runs out (`clips` <= 100000, frame `size` <= 1024).
+ */
+const SYNTHDIVE_RANGES: Readonly<Record<string, readonly [number, number]>> = {
+  seed: [0, 2 ** 32 - 1],
+  clips: [1, MAX_CLIPS],
+  size: [8, MAX_SIZE],
+  judges: [5, 7],
+};
 
 function parseFineDivingSpec(text: string, rest: string): DatasetSpec {
   const options: Record<string, number | string> = {};
@@ -43,8 +57,11 @@ function parseFineDivingSpec(text: string, rest: string): DatasetSpec {
         `--dataset ${text}: unknown option '${k}' (known: ${FINEDIVING_OPTIONS.join(', ')})`,
       );
     }
-    if (k === 'stages' && !(Number.isInteger(Number(v)) && Number(v) >= 2)) {
-      throw new McoreError('E_INPUT', `--dataset ${text}: stages must be an integer >= 2, got '${v}'`);
+    if (k === 'stages' && !(Number.isInteger(Number(v)) && Number(v) >= 2 && Number(v) <= MAX_STAGES)) {
+      throw new McoreError(
+        'E_INPUT',
+        `--dataset ${text}: stages must be an integer in [2, ${MAX_STAGES}], got '${v}'`,
+      );
     }
     options[k] = k === 'stages' ? Number(v) : v;
   }
@@ -71,10 +88,17 @@ export function parseDatasetSpec(text: string): DatasetSpec {
           `--dataset ${text}: '${part}' is not key=number (e.g. synthdive:seed=1,clips=600)`,
         );
       }
-      if (!['seed', 'clips', 'size', 'judges'].includes(k)) {
+      if (!Object.hasOwn(SYNTHDIVE_RANGES, k)) {
         throw new McoreError(
           'E_INPUT',
           `--dataset ${text}: unknown option '${k}' (known: seed, clips, size, judges)`,
+        );
+      }
+      const [lo, hi] = SYNTHDIVE_RANGES[k];
+      if (!Number.isInteger(n) || n < lo || n > hi || (k === 'judges' && n !== 5 && n !== 7)) {
+        throw new McoreError(
+          'E_INPUT',
+          `--dataset ${text}: ${k} must be ${k === 'judges' ? '5 or 7' : `an integer in [${lo}, ${hi}]`}, got '${v}'`,
         );
       }
       options[k] = n;

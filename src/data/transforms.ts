@@ -61,7 +61,7 @@ export function transformClip(frames: readonly Frame[], t: ClipTransform, rng: R
   const h = t.resize?.height ?? first.height;
   if (w < S || h < S) {
     throw new McoreError(
-      'E_SHAPE',
+      'E_CONFIG',
       `a ${S}x${S} crop does not fit frames of ${w}x${h}; lower model.imageSize (--set model.imageSize=N) or use larger frames`,
     );
   }

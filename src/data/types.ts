@@ -45,3 +45,10 @@ export interface StagedDataset {
   /** Renders/loads frame `index` (0-based within the clip). */
   loadFrame(key: string, index: number): Promise<Frame>;
 }
+
+/**
+ * Largest magnitude of a score or judge score accepted anywhere (manifests, exemplar banks): far beyond
+ * any sport's scale, and small enough that squared errors stay finite in float32 (a score of 1e300
+ * trains to NaN).
+ */
+export const MAX_SCORE = 10_000;

@@ -4,16 +4,21 @@
  *
  * Supported element types: bool, int8/16/32/64, uint8/16/32/64, float32, float64, in little or big
  * endian (decoded to native little endian). Fortran-ordered arrays are transposed to C order on read,
- * so `data` is always row-major for `shape`. int64/uint64 data stays exact in BigInt64Array /
+ * so `data` is always row-major for `shape`. Hostile headers are bounded: at most 10000 bytes (numpy's
+ * own `max_header_size`) nested at most 16 levels, and the data size a header declares is checked
+ * against the file's size before anything is allocated or read; a file's array may hold at most 4 GiB
+ * (MCORE_MAX_DECODED_BYTES, ./limits.ts). int64/uint64 data stays exact in BigInt64Array /
  * BigUint64Array; `toFloat64` and `toInt32` convert (checking range).
  *
  * @example
  * const { data, shape, dtype } = await readNpy('pred.npy'); // Float64Array(749), [749], 'float64'
  * await writeNpy('out.npy', new Float32Array([1, 2, 3, 4]), [2, 2]);
  */
-import { readFile } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { McoreError } from '../errors.ts';
 import { writeFileAtomic } from './atomic.ts';
+import { refuseSpecialFile } from './input-path.ts';
+import { limitHint, MAX_DECODED_BYTES, resolveLimits } from './limits.ts';
 
 export type NpDtype =
   | 'bool'
@@ -234,8 +239,15 @@ export function toInt32(arr: NdArray, what: string): Int32Array {
 
 type Literal = string | number | boolean | null | Literal[] | { [k: string]: Literal };
 
+/** Deepest nesting in an .npy header (numpy writes 2: a dict holding the shape tuple). */
+const MAX_HEADER_DEPTH = 16;
+/** Longest .npy header read: numpy's own default `max_header_size` (it refuses longer ones too). */
+export const MAX_NPY_HEADER = 10_000;
+
 function parseLiteral(text: string, where: string): Literal {
   let i = 0;
+  let depth = 0;
+  const token = /True|False|None|-?\d+L?/y;
   const fail = (msg: string): never => {
     throw new McoreError(
       'E_INPUT',
@@ -257,6 +269,7 @@ function parseLiteral(text: string, where: string): Literal {
     }
     if (c === '{' || c === '(' || c === '[') {
       const close = c === '{' ? '}' : c === '(' ? ')' : ']';
+      if (++depth > MAX_HEADER_DEPTH) fail(`nested deeper than ${MAX_HEADER_DEPTH} levels`);
       i++;
       const obj: Record<string, Literal> = {};
       const items: Literal[] = [];
@@ -272,6 +285,7 @@ function parseLiteral(text: string, where: string): Literal {
           if (text[i] !== ':') fail("expected ':'");
           i++;
           if (typeof v !== 'string') fail('dict key is not a string');
+          if (v === '__proto__') fail("dict key '__proto__'");
           obj[v as string] = value();
         } else {
           items.push(v);
@@ -280,9 +294,11 @@ function parseLiteral(text: string, where: string): Literal {
         if (text[i] === ',') i++;
         else if (text[i] !== close) fail(`expected ',' or '${close}'`);
       }
+      depth--;
       return c === '{' ? obj : items;
     }
-    const m = /^(True|False|None|-?\d+L?)/.exec(text.slice(i));
+    token.lastIndex = i;
+    const m = token.exec(text);
     if (m === null) return fail('unexpected token');
     i += m[0].length;
     if (m[0] === 'True') return true;
@@ -305,21 +321,56 @@ const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
  */
 export async function readNpy(source: string | Uint8Array, name?: string): Promise<NdArray> {
   if (typeof source !== 'string') return parseNpy(source, name ?? '<buffer>');
-  let bytes: Uint8Array;
+  const label = name ?? source;
+  await refuseSpecialFile(source, 'E_INPUT');
+  let handle: FileHandle | undefined;
   try {
-    bytes = await readFile(source);
+    handle = await open(source, 'r');
+    const size = (await handle.stat()).size;
+    // the header first: its declared data size is checked against the file's before the data is read
+    const prefix = new Uint8Array(Math.min(size, 12 + MAX_NPY_HEADER));
+    await handle.read(prefix, 0, prefix.length, 0);
+    const h = parseNpyHeader(prefix, label);
+    if (!(h.dataBytes <= size - h.dataStart)) throw truncated(label, h, size);
+    const limit = resolveLimits().maxDecodedBytes ?? MAX_DECODED_BYTES;
+    if (h.dataBytes > limit) {
+      throw new McoreError(
+        'E_INPUT',
+        `${label}: the array (${h.shape.join(', ')}) of ${h.descr.dtype} holds ${h.dataBytes} bytes, more than mcore ` +
+          `reads from one file (${limitHint('maxDecodedBytes', limit)})`,
+      );
+    }
+    const bytes = new Uint8Array(h.dataStart + h.dataBytes);
+    await handle.read(bytes, 0, bytes.length, 0);
+    return parseNpy(bytes, label);
   } catch (err) {
+    if (err instanceof McoreError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     throw new McoreError(
       code === 'ENOENT' ? 'E_DATA_LAYOUT' : 'E_INPUT',
       `${source}: cannot read .npy file (${code ?? String(err)})`,
     );
+  } finally {
+    await handle?.close();
   }
-  return parseNpy(bytes, name ?? source);
 }
 
-/** Synchronous parse of `.npy` bytes; `name` labels errors. */
-export function parseNpy(bytes: Uint8Array, name: string): NdArray {
+/** A parsed `.npy` header: the array's type, order and shape, and where its data starts. */
+export interface NpyHeader {
+  descr: DtypeDescr;
+  fortran: boolean;
+  shape: number[];
+  /** Byte offset of the array data. */
+  dataStart: number;
+  /** Bytes of array data the header declares. */
+  dataBytes: number;
+}
+
+/**
+ * Parses the header at the start of `bytes` (which may hold only a prefix of the file). Throws
+ * E_INPUT naming the file for a bad magic string, version, header or dtype.
+ */
+export function parseNpyHeader(bytes: Uint8Array, name: string): NpyHeader {
   if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) {
     throw new McoreError('E_INPUT', `${name}: not a .npy file (missing the \\x93NUMPY magic string)`);
   }
@@ -336,6 +387,13 @@ export function parseNpy(bytes: Uint8Array, name: string): NdArray {
   if (bytes.length < 8 + lenBytes) throw new McoreError('E_INPUT', `${name}: truncated .npy header`);
   const headerLen = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
   const start = 8 + lenBytes;
+  if (headerLen > MAX_NPY_HEADER) {
+    throw new McoreError(
+      'E_INPUT',
+      `${name}: .npy header of ${headerLen} bytes is longer than ${MAX_NPY_HEADER} (numpy's own max_header_size); ` +
+        're-save the array with numpy.save',
+    );
+  }
   if (bytes.length < start + headerLen) {
     throw new McoreError(
       'E_INPUT',
@@ -359,8 +417,28 @@ export function parseNpy(bytes: Uint8Array, name: string): NdArray {
     throw new McoreError('E_INPUT', `${name}: .npy header lacks a 'shape' tuple of ints`);
   }
   const d = parseDescr(descr, name);
-  const data = bytes.subarray(start + headerLen);
-  return decodeArray(data, d, shape as number[], fortran, name);
+  const dims = shape as number[];
+  if (!dims.every((n) => Number.isSafeInteger(n) && n >= 0)) {
+    throw new McoreError('E_INPUT', `${name}: invalid array shape (${dims.join(', ')}) in the .npy header`);
+  }
+  const dataBytes = product(dims) * d.itemSize;
+  return { descr: d, fortran, shape: dims, dataStart: start + headerLen, dataBytes };
+}
+
+function truncated(name: string, h: NpyHeader, fileBytes: number): McoreError {
+  return new McoreError(
+    'E_INPUT',
+    `${name}: truncated .npy file: its header declares shape (${h.shape.join(', ')}) of ${h.descr.dtype}, ` +
+      `${h.dataBytes} bytes of data, but the file holds ${Math.max(0, fileBytes - h.dataStart)}`,
+  );
+}
+
+/** Synchronous parse of `.npy` bytes; `name` labels errors. */
+export function parseNpy(bytes: Uint8Array, name: string): NdArray {
+  const h = parseNpyHeader(bytes, name);
+  // the declared size is checked against the bytes there are before anything is allocated
+  if (!(h.dataBytes <= bytes.length - h.dataStart)) throw truncated(name, h, bytes.length);
+  return decodeArray(bytes.subarray(h.dataStart), h.descr, h.shape, h.fortran, name);
 }
 
 function latin1(bytes: Uint8Array): string {

@@ -12,6 +12,13 @@
  * (a Map; tuple keys are frozen arrays, look them up with `dict.lookup(['01', 1])`), set -> Set,
  * numpy.ndarray -> PickledNdArray ({ dtype, shape, data }, C order), numpy scalar -> number/boolean.
  *
+ * Limits (./limits.ts): the VM itself never recurses; the value it returns is checked before it is
+ * handed out: nested at most MCORE_MAX_DEPTH levels (default 1000), at most MCORE_MAX_OBJECTS nodes
+ * (default 10^7) when expanded as a tree (a sub-structure shared through the memo counts once per use,
+ * so a few-KB "billion laughs" pickle is refused, not walked), and free of reference cycles; numpy
+ * arrays are charged against the file's decoded-bytes budget before they are allocated; a dict key
+ * may not expand beyond 1 MiB of text. Every refusal is E_PICKLE naming the limit and its variable.
+ *
  * Extension points for other formats (e.g. torch checkpoints): pass more `globals` (a constructor per
  * allowed `module.name`, called by REDUCE or NEWOBJ; returned objects may implement `[PY_SETSTATE]` to
  * receive BUILD) and a `persistentLoad` hook for BINPERSID.
@@ -23,6 +30,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { McoreError } from '../errors.ts';
+import { refuseSpecialFile } from './input-path.ts';
+import { DecodeBudget, limitHint, type ReadLimits, resolveLimits } from './limits.ts';
 import {
   type ByteOrder,
   type DtypeDescr,
@@ -73,6 +82,8 @@ export interface PickleContext {
   readonly offset: number;
   /** Throws McoreError('E_PICKLE') naming the file and offset. */
   fail(message: string): never;
+  /** Charges `bytes` decoded for `what` against the file's budget (./limits.ts); throws past it. */
+  charge(bytes: number, what: string): void;
 }
 
 /** A constructor admitted by the allow-list: REDUCE calls `reduce(args)`, NEWOBJ `newobj(args)`. */
@@ -91,6 +102,10 @@ export interface PickleOptions {
   globals?: PickleGlobals;
   /** Resolves BINPERSID ids (torch storages); without it persistent ids are refused. */
   persistentLoad?: (pid: PyValue, ctx: PickleContext) => PyValue;
+  /** Nesting, object and decoded-bytes limits (./limits.ts; default: the environment, then defaults). */
+  limits?: Partial<ReadLimits>;
+  /** The decoded-bytes budget to charge (a torch archive shares one over its members). */
+  budget?: DecodeBudget;
 }
 
 /** A reference to an allowed global, as pushed by GLOBAL / STACK_GLOBAL. */
@@ -114,13 +129,29 @@ export class PyGlobalRef implements PyObject {
  * (1 == 1.0 == True, tuples element-wise). Any JS array counts as a tuple. Throws for unhashable values.
  */
 export function canonicalKey(key: PyValue): string {
-  if (key === null) return 'None';
-  if (typeof key === 'boolean') return key ? 'n:1' : 'n:0';
-  if (typeof key === 'number' || typeof key === 'bigint') return `n:${key}`;
-  if (typeof key === 'string') return JSON.stringify(key);
-  if (key instanceof Uint8Array) return `b:${Buffer.from(key).toString('hex')}`;
-  if (Array.isArray(key)) return `(${key.map(canonicalKey).join(',')})`;
-  throw new Error(`unhashable dict key of type ${describe(key)}`);
+  const budget = { chars: MAX_KEY_CHARS };
+  return keyText(key, 0, budget);
+}
+
+/** Longest canonical key and deepest tuple key accepted (a key shared exponentially stops here). */
+const MAX_KEY_CHARS = 1 << 20;
+const MAX_KEY_DEPTH = 100;
+
+function keyText(key: PyValue, depth: number, budget: { chars: number }): string {
+  let out: string;
+  if (key === null) out = 'None';
+  else if (typeof key === 'boolean') out = key ? 'n:1' : 'n:0';
+  else if (typeof key === 'number' || typeof key === 'bigint') out = `n:${key}`;
+  else if (typeof key === 'string') out = JSON.stringify(key);
+  else if (key instanceof Uint8Array) out = `b:${Buffer.from(key).toString('hex')}`;
+  else if (Array.isArray(key)) {
+    if (depth >= MAX_KEY_DEPTH)
+      throw new Error(`dict key: a tuple nested deeper than ${MAX_KEY_DEPTH} levels`);
+    out = `(${key.map((k) => keyText(k, depth + 1, budget)).join(',')})`;
+  } else throw new Error(`unhashable dict key of type ${describe(key)}`);
+  budget.chars -= out.length;
+  if (budget.chars < 0) throw new Error(`dict key: longer than ${MAX_KEY_CHARS} characters as text`);
+  return out;
 }
 
 /** A Python dict: a Map keyed by the Python values, with lookup by canonical key. */
@@ -254,6 +285,8 @@ export class PickledNdArray implements NdArray, PyObject, PySettable {
   built = false;
 
   fill(bytes: Uint8Array, dtype: PickledDtype, shape: number[], fortran: boolean, ctx: PickleContext): void {
+    const count = shape.reduce((a, b) => a * b, 1);
+    ctx.charge(count * dtype.itemSize * (fortran ? 2 : 1), `numpy array (${shape.join(', ')})`);
     const arr = decodeIn(ctx, bytes, dtype, shape, fortran);
     this.dtype = arr.dtype;
     this.shape = arr.shape;
@@ -369,6 +402,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Reads a pickle file with `parsePickle`. A missing file is E_DATA_LAYOUT. */
 export async function loadPickle(path: string, options: PickleOptions = {}): Promise<PyValue> {
+  await refuseSpecialFile(path, 'E_PICKLE');
   let bytes: Uint8Array;
   try {
     bytes = await readFile(path);
@@ -394,6 +428,8 @@ export function parsePickle(input: Uint8Array, options: PickleOptions = {}): PyV
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const stack: (PyValue | typeof MARK)[] = [];
   const memo = new Map<number, PyValue>();
+  const limits = resolveLimits(options.limits);
+  const budget = options.budget ?? new DecodeBudget(file, 'E_PICKLE', limits, bytes.length);
   let pos = 0;
   let opPos = 0;
   let op = 0;
@@ -407,6 +443,7 @@ export function parsePickle(input: Uint8Array, options: PickleOptions = {}): PyV
       return opPos;
     },
     fail,
+    charge: (n, what) => budget.charge(n, what),
   };
   const need = (n: number): void => {
     if (n > bytes.length - pos) {
@@ -527,8 +564,8 @@ export function parsePickle(input: Uint8Array, options: PickleOptions = {}): PyV
   const long = (n: number): number | bigint => {
     const b = take(n);
     if (n === 0) return 0;
-    let v = 0n;
-    for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
+    // little-endian two's complement; through hex, linear in n (shifting a BigInt per byte is quadratic)
+    let v = BigInt(`0x${Buffer.from(b).reverse().toString('hex')}`);
     if (b[n - 1] & 0x80) v -= 1n << BigInt(8 * n);
     return toInt(v);
   };
@@ -552,6 +589,7 @@ export function parsePickle(input: Uint8Array, options: PickleOptions = {}): PyV
       case 0x2e: {
         // STOP
         const v = pop();
+        checkTree(v, limits, fail);
         return v;
       }
       case 0x28: // MARK
@@ -798,5 +836,100 @@ export function parsePickle(input: Uint8Array, options: PickleOptions = {}): PyV
             ' (only binary pickles of protocol 2-5 holding data and numpy arrays are read)',
         );
     }
+  }
+}
+
+/** The containers below `v` (dict keys and values, list and tuple items, set members). */
+function childrenOf(v: PyValue): readonly PyValue[] | undefined {
+  if (Array.isArray(v)) return v as readonly PyValue[];
+  if (v instanceof PyDict) {
+    const out: PyValue[] = [];
+    for (const [k, x] of v) out.push(k, x);
+    return out;
+  }
+  if (v instanceof Set) return [...v];
+  return undefined;
+}
+
+/**
+ * Checks the unpickled value against the limits (./limits.ts) without recursion: its depth, its size
+ * expanded as a tree (a sub-structure shared through the memo counts once per use, so a "billion
+ * laughs" pickle of a few KB is refused instead of hanging whoever walks it) and reference cycles (a
+ * dict that holds itself), which no reader here expects. Each container is visited once.
+ */
+function checkTree(root: PyValue, limits: ReadLimits, fail: (message: string) => never): void {
+  const { maxDepth, maxObjects } = limits;
+  const sizes = new Map<object, number>();
+  const heights = new Map<object, number>();
+  const open = new Set<object>();
+  interface Frame {
+    node: object;
+    children: readonly PyValue[];
+    next: number;
+    size: number;
+    height: number;
+  }
+  const frames: Frame[] = [];
+  const tooMany = (): never =>
+    fail(
+      `the unpickled value expands to more than ${maxObjects} objects (a sub-structure shared through the memo ` +
+        `counts once per use; ${limitHint('maxObjects', maxObjects)})`,
+    );
+  const tooDeep = (): never =>
+    fail(`the unpickled value is nested deeper than ${maxDepth} levels (${limitHint('maxDepth', maxDepth)})`);
+  // size and height of the value `enter` looked at, unless it opened a frame for it
+  let size = 1;
+  let height = 0;
+  /** True after opening a frame for a new container; else `size` and `height` describe `v`. */
+  const enter = (v: PyValue): boolean => {
+    size = 1;
+    height = 0;
+    if (v === null || typeof v !== 'object') return false;
+    const known = sizes.get(v);
+    if (known !== undefined) {
+      size = known;
+      height = heights.get(v) as number;
+      return false;
+    }
+    if (open.has(v))
+      fail('the unpickled value contains itself (a reference cycle), which mcore does not read');
+    const children = childrenOf(v);
+    if (children === undefined) return false;
+    if (children.length === 0) {
+      height = 1;
+      return false;
+    }
+    if (frames.length + 1 > maxDepth) tooDeep();
+    open.add(v);
+    frames.push({ node: v, children, next: 0, size: 1, height: 1 });
+    return true;
+  };
+  const account = (): void => {
+    const f = frames[frames.length - 1];
+    f.size += size;
+    if (f.size > maxObjects) tooMany();
+    if (height + 1 > f.height) {
+      f.height = height + 1;
+      if (frames.length - 1 + f.height > maxDepth) tooDeep();
+    }
+  };
+  if (!enter(root)) return;
+  while (frames.length > 0) {
+    const f = frames[frames.length - 1];
+    if (f.next < f.children.length) {
+      const child = f.children[f.next++];
+      if (child === null || typeof child !== 'object') {
+        // a leaf: one node, no height
+        if (++f.size > maxObjects) tooMany();
+      } else if (!enter(child)) account();
+      continue;
+    }
+    frames.pop();
+    open.delete(f.node);
+    sizes.set(f.node, f.size);
+    heights.set(f.node, f.height);
+    size = f.size;
+    height = f.height;
+    if (frames.length > 0) account();
   }
 }

@@ -8,7 +8,9 @@
  * Element types: F32, F64, I32, I64 are kept exactly (I64 as BigInt64Array); F16 and BF16 are widened
  * to float32 on read (the entry then reports dtype 'F32') and rounded to nearest-even on write from
  * float32 data. Reading validates the header length, the JSON, every dtype, shape and offset range,
- * and that no two tensors overlap; every problem is a McoreError('E_WEIGHTS') naming the file.
+ * and that no two tensors overlap; every problem is a McoreError('E_WEIGHTS') naming the file. Each
+ * tensor's declared size is checked against the file's data section before its copy is allocated,
+ * and the header may not exceed 100 MB (the format's own limit) or the file.
  *
  * This file is the codec (bytes <-> tensors, no file system), shared by the browser scoring core;
  * ./safetensors.ts adds reading and writing files.
@@ -45,6 +47,17 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 function fail(file: string, message: string): never {
   throw new McoreError('E_WEIGHTS', `${file}: ${message}`);
+}
+
+/** A header value in an error, at most 60 characters (flat; never walks a deeply nested value). */
+function brief(v: unknown): string {
+  if (Array.isArray(v)) {
+    const items = v
+      .slice(0, 8)
+      .map((x) => (Array.isArray(x) ? '[...]' : typeof x === 'object' && x ? '{...}' : String(x)));
+    return `[${items.join(', ')}${v.length > 8 ? ', ...' : ''}]`.slice(0, 60);
+  }
+  return (typeof v === 'object' && v !== null ? '{...}' : String(v)).slice(0, 60);
 }
 
 function numel(shape: readonly number[]): number {
@@ -272,11 +285,11 @@ export function parseSafetensors(bytes: Uint8Array, file = '<memory>'): Safetens
     }
     const shape = e.shape;
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      fail(file, `tensor '${name}': invalid shape ${JSON.stringify(shape)}`);
+      fail(file, `tensor '${name}': invalid shape ${brief(shape)}`);
     }
     const offs = e.data_offsets;
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0)) {
-      fail(file, `tensor '${name}': invalid data_offsets ${JSON.stringify(offs)}`);
+      fail(file, `tensor '${name}': invalid data_offsets ${brief(offs)}`);
     }
     const [begin, end] = offs as [number, number];
     if (begin > end || end > dataLen) {

@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { McoreError } from '../errors.ts';
 import { writeFileAtomic } from './atomic.ts';
 import { fsErrorMessage } from './fs-errors.ts';
+import { refuseSpecialFile } from './input-path.ts';
 import {
   encodeSafetensors,
   parseSafetensors,
@@ -36,6 +37,7 @@ export async function writeSafetensors(
 /** Reads a safetensors file (a path, or its bytes with `name` for messages). */
 export async function readSafetensors(source: string | Uint8Array, name?: string): Promise<SafetensorsFile> {
   if (typeof source !== 'string') return parseSafetensors(source, name ?? '<memory>');
+  await refuseSpecialFile(source, 'E_WEIGHTS');
   let bytes: Uint8Array;
   try {
     bytes = await readFile(source);

@@ -19,6 +19,12 @@
  * one-line fix. Every format problem is McoreError('E_WEIGHTS') naming the file; a refused global
  * or a corrupt pickle is E_PICKLE (./pickle.ts).
  *
+ * Hostile files are bounded (./limits.ts): a deflated member inflates at most to the size the zip
+ * directory declares, charged first against the file's decoded-bytes budget (64 x its size, at least
+ * 64 MiB, at most 4 GiB; MCORE_MAX_DECODED_BYTES); a tensor view is sized and checked against its
+ * storage before its dense copy is allocated (a stride-0 view of one element cannot copy out to
+ * gigabytes); the pickle's nesting and expanded size are those of ./pickle.ts.
+ *
  * @example
  * const ckpt = await readTorchCheckpoint('last.pth');
  * const { tensors, scalars } = flattenStateDicts(ckpt, 'last.pth');
@@ -28,6 +34,8 @@
 import { readFile } from 'node:fs/promises';
 import * as zlib from 'node:zlib';
 import { McoreError } from '../errors.ts';
+import { refuseSpecialFile } from './input-path.ts';
+import { DecodeBudget, type ReadLimits, resolveLimits } from './limits.ts';
 import {
   describe,
   isTuple,
@@ -96,11 +104,14 @@ export class ZipArchive {
   readonly #bytes: Uint8Array;
   readonly #view: DataView;
   readonly #file: string;
+  /** Charged with every inflated member before it is inflated (./limits.ts). */
+  readonly budget: DecodeBudget;
 
-  constructor(bytes: Uint8Array, file: string) {
+  constructor(bytes: Uint8Array, file: string, budget?: DecodeBudget) {
     this.#bytes = bytes;
     this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.#file = file;
+    this.budget = budget ?? new DecodeBudget(file, 'E_WEIGHTS', resolveLimits(), bytes.length);
     this.entries = this.#readDirectory();
   }
 
@@ -157,6 +168,9 @@ export class ZipArchive {
       this.#damaged(`central directory [${dirOffset}, ${dirOffset + dirSize}) lies beyond the end`);
     }
     const entries = new Map<string, ZipEntry>();
+    // every central record takes at least 46 bytes: a count beyond that is damage, not a loop to run
+    if (count > dirSize / 46)
+      this.#damaged(`${count} members declared in a ${dirSize}-byte central directory`);
     let at = dirOffset;
     for (let i = 0; i < count; i++) {
       if (this.#u32(at) !== SIG_CENTRAL) this.#damaged(`central directory record ${i} has a bad signature`);
@@ -211,8 +225,11 @@ export class ZipArchive {
     let out: Uint8Array;
     if (e.method === 0) out = raw;
     else if (e.method === 8) {
+      // the output is capped at the size the directory declares, charged before inflating: a small
+      // member that inflates to gigabytes (an inflate bomb) stops at its declared size
+      this.budget.charge(e.size, `zip member '${name}'`);
       try {
-        out = zlib.inflateRawSync(raw);
+        out = zlib.inflateRawSync(raw, { maxOutputLength: Math.max(1, e.size) });
       } catch (err) {
         return this.#damaged(`member '${name}' does not inflate: ${(err as Error).message}`);
       }
@@ -338,15 +355,21 @@ function rebuildTensor(args: PyTuple, ctx: PickleContext): TorchTensor {
     ctx.fail(`_rebuild_tensor_v2: size has ${shape.length} dims, stride ${stride.length}`);
   }
   const n = shape.reduce((a, b) => a * b, 1);
-  const out = allocate(storage.dtype, n);
+  // sized and checked before anything is allocated: a stride-0 or overlapping view of a small storage
+  // can describe a huge dense tensor
   if (n > 0) {
     const last = offsetV + shape.reduce((acc, d, k) => acc + (d - 1) * stride[k], 0);
-    if (last >= storage.numel) {
+    if (!(last < storage.numel)) {
       ctx.fail(
         `tensor [${shape.join(', ')}] (offset ${offsetV}, stride [${stride.join(', ')}]) reaches element ${last} ` +
           `of storage '${storage.key}' holding ${storage.numel}`,
       );
     }
+  }
+  const outItem = storage.dtype === 'F16' || storage.dtype === 'BF16' ? 4 : ITEM_SIZE[storage.dtype];
+  ctx.charge(n * outItem, `tensor [${shape.join(', ')}] of storage '${storage.key}'`);
+  const out = allocate(storage.dtype, n);
+  if (n > 0) {
     if (
       storage.bigEndian === !HOST_LITTLE_ENDIAN &&
       isRowMajor(shape, stride) &&
@@ -462,8 +485,9 @@ function archiveRoot(zip: ZipArchive, file: string): string {
   );
 }
 
-function parseZipCheckpoint(bytes: Uint8Array, file: string): PyValue {
-  const zip = new ZipArchive(bytes, file);
+function parseZipCheckpoint(bytes: Uint8Array, file: string, limits: ReadLimits): PyValue {
+  const budget = new DecodeBudget(file, 'E_WEIGHTS', limits, bytes.length);
+  const zip = new ZipArchive(bytes, file, budget);
   const root = archiveRoot(zip, file);
   let bigEndian = false;
   if (zip.entries.has(`${root}byteorder`)) {
@@ -505,6 +529,8 @@ function parseZipCheckpoint(bytes: Uint8Array, file: string): PyValue {
     name: `${file} (${root}data.pkl)`,
     globals: TORCH_GLOBALS,
     persistentLoad,
+    limits,
+    budget,
   });
 }
 
@@ -512,9 +538,13 @@ function parseZipCheckpoint(bytes: Uint8Array, file: string): PyValue {
  * Parses the bytes of a checkpoint: a torch zip (`torch.save`, torch >= 1.6) or a safetensors file
  * (a PyDict of TorchTensor). `file` names it in errors.
  */
-export function parseTorchCheckpoint(bytes: Uint8Array, file = '<memory>'): PyValue {
+export function parseTorchCheckpoint(
+  bytes: Uint8Array,
+  file = '<memory>',
+  limits: Partial<ReadLimits> = {},
+): PyValue {
   if (startsWith(bytes, [0x50, 0x4b, 0x03, 0x04]) || startsWith(bytes, [0x50, 0x4b, 0x05, 0x06])) {
-    return parseZipCheckpoint(bytes, file);
+    return parseZipCheckpoint(bytes, file, resolveLimits(limits));
   }
   if (startsWith(bytes, LEGACY_MAGIC)) {
     return fail(
@@ -539,6 +569,7 @@ export function parseTorchCheckpoint(bytes: Uint8Array, file = '<memory>'): PyVa
 /** Reads a checkpoint file (see parseTorchCheckpoint), or bytes with `name` for messages. */
 export async function readTorchCheckpoint(source: string | Uint8Array, name?: string): Promise<PyValue> {
   if (typeof source !== 'string') return parseTorchCheckpoint(source, name ?? '<memory>');
+  await refuseSpecialFile(source, 'E_WEIGHTS');
   let bytes: Uint8Array;
   try {
     bytes = await readFile(source);

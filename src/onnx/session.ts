@@ -73,6 +73,27 @@ function checkFeed(s: OnnxSession, name: string, a: OnnxArray): void {
   }
 }
 
+/**
+ * Checks that a loaded graph (`where`: its file) declares input `name` with the fixed sizes of `shape`
+ * (-1: any size) before it is run: a graph from another bundle or model is E_INPUT naming the file,
+ * not a shape error deep inside a run.
+ */
+export function expectInput(s: OnnxSession, name: string, shape: readonly number[], where: string): void {
+  const input = s.inputs.find((i) => i.name === name);
+  const fits =
+    input !== undefined &&
+    input.shape.length === shape.length &&
+    input.shape.every((d, i) => typeof d !== 'number' || shape[i] === -1 || d === shape[i]);
+  if (!fits) {
+    const want = shape.map((d) => (d === -1 ? '*' : String(d))).join(', ');
+    throw new McoreError(
+      'E_INPUT',
+      `${where}: the graph's input '${name}' is ${input ? `[${input.shape.join(', ')}]` : 'missing'}, the bundle's ` +
+        `manifest needs [${want}]; the graph does not belong to this bundle: export the bundle again`,
+    );
+  }
+}
+
 /** Runs the session on named float32 inputs; returns every output as an OnnxArray. */
 export async function run(
   s: OnnxSession,

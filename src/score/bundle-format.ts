@@ -25,6 +25,7 @@
 import { z } from 'zod';
 import { runConfigSchema } from '../config.ts';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../data/transforms.ts';
+import { MAX_SCORE } from '../data/types.ts';
 import { McoreError } from '../errors.ts';
 import { parseSafetensors, type SafetensorsFile } from '../io/safetensors-codec.ts';
 import { featureDim, type ModelConfig } from '../model/config.ts';
@@ -46,6 +47,8 @@ export const BUNDLE_FILES = {
 } as const;
 
 const positiveInt = z.number().int().positive();
+/** A frame side in pixels: positive and at most 4096 (a frame is allocated at this size). */
+const frameSide = z.number().int().positive().max(4096);
 const rgb = z.tuple([z.number(), z.number(), z.number()]);
 
 /**
@@ -55,8 +58,8 @@ const rgb = z.tuple([z.number(), z.number(), z.number()]);
  * centre crop S, ImageNet statistics) is `squareTransform(S)`.
  */
 export const transformSchema = z.strictObject({
-  resize: z.strictObject({ width: positiveInt, height: positiveInt, fit: z.enum(['squeeze', 'cover']) }),
-  crop: positiveInt,
+  resize: z.strictObject({ width: frameSide, height: frameSide, fit: z.enum(['squeeze', 'cover']) }),
+  crop: frameSide,
   mean: rgb,
   std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]),
 });
@@ -66,15 +69,15 @@ export const manifestSchema = z.object({
   format: z.literal(BUNDLE_FORMAT),
   version: z.string(),
   model: runConfigSchema.shape.model,
-  frames: positiveInt,
-  imageSize: positiveInt,
+  frames: runConfigSchema.shape.model.shape.frames,
+  imageSize: runConfigSchema.shape.model.shape.imageSize,
   transform: transformSchema,
   stageNames: z.array(z.string()).min(2),
   stages: z.number().int().min(2),
   tokensPerStage: z.number().int().min(2),
   featureDim: positiveInt,
   /** The regressor's delta is in units of scoreScale (train.scoreScale): score = y_e + scoreScale * delta. */
-  scoreScale: z.number().positive(),
+  scoreScale: z.number().positive().max(1e6),
   /** Where the weights and the exemplars came from (informative). */
   source: z
     .object({ dataset: z.string(), run: z.string().optional(), epoch: z.number().optional() })
@@ -86,7 +89,8 @@ export type BundleManifest = z.infer<typeof manifestSchema>;
 const exemplarRecordSchema = z.strictObject({
   key: z.string(),
   actionType: z.string(),
-  score: z.number(),
+  /** The clip's known score, finite and within +-MAX_SCORE (src/data/types.ts). */
+  score: z.number().min(-MAX_SCORE).max(MAX_SCORE),
   /** K-1 transitions the bundle's segmenter found on the clip's T sampled frames. */
   transitions: z.array(z.number().int()),
 });
@@ -169,6 +173,9 @@ function checkConsistent(m: BundleManifest, where: string): void {
   if (featureDim(m.model) !== m.featureDim)
     problems.push(`featureDim ${m.featureDim} differs from the model's`);
   const t = m.transform;
+  if (m.model.imageSize !== m.imageSize || t.crop !== m.imageSize) {
+    problems.push(`imageSize ${m.imageSize}, model.imageSize ${m.model.imageSize} and crop ${t.crop} differ`);
+  }
   if (t.crop > t.resize.width || t.crop > t.resize.height) {
     problems.push(`crop ${t.crop} is larger than the resized frame ${t.resize.width}x${t.resize.height}`);
   }
@@ -269,5 +276,15 @@ export function parseExemplarBank(
       `${indexPath}: exemplar '${bad.key}' has ${bad.transitions.length} transitions, expected ${K1}`,
     );
   }
-  return { records: index.exemplars, tokens: t.data as Float32Array };
+  const values = t.data as Float32Array;
+  const nonFinite = values.findIndex((v) => !Number.isFinite(v));
+  if (nonFinite >= 0) {
+    const row = Math.floor(nonFinite / (per * manifest.featureDim));
+    throw new McoreError(
+      'E_INPUT',
+      `${tokensPath}: token value ${nonFinite} (exemplar '${index.exemplars[row]?.key}') is ${values[nonFinite]}, ` +
+        'not a finite number; export the bundle again from a run whose loss stayed finite',
+    );
+  }
+  return { records: index.exemplars, tokens: values };
 }

@@ -16,6 +16,7 @@ import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { McoreError } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { refuseSpecialFile } from '../io/input-path.ts';
 import { acquireLock, type Lock } from '../io/lock.ts';
 import { checkReplaceable, leftoversOf, replaceFolder } from '../io/replace-folder.ts';
 import { encodeSafetensors } from '../io/safetensors-codec.ts';
@@ -156,7 +157,7 @@ export async function readBundle(dir: string): Promise<BundleOnDisk> {
     );
   }
   const manifestPath = path.join(abs, BUNDLE_FILES.manifest);
-  const manifest = parseManifest(await readFile(manifestPath, 'utf8'), manifestPath);
+  const manifest = parseManifest(await readBundleText(manifestPath), manifestPath);
   const exemplars = await readExemplars(abs, manifest);
   return {
     dir: abs,
@@ -170,16 +171,25 @@ export async function readBundle(dir: string): Promise<BundleOnDisk> {
   };
 }
 
+/** A bundle's JSON file as text: a folder, a pipe or an unreadable file in its place is E_INPUT. */
+async function readBundleText(file: string): Promise<string> {
+  await refuseSpecialFile(file, 'E_INPUT');
+  try {
+    return await readFile(file, 'utf8');
+  } catch (e) {
+    throw new McoreError(
+      'E_INPUT',
+      `${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); export the bundle again`,
+    );
+  }
+}
+
 async function readExemplars(dir: string, manifest: BundleManifest): Promise<ExemplarBank> {
   const indexPath = path.join(dir, BUNDLE_FILES.exemplarIndex);
   const tokensPath = path.join(dir, BUNDLE_FILES.exemplarTokens);
-  let indexText: string;
+  const indexText = await readBundleText(indexPath);
+  await refuseSpecialFile(tokensPath, 'E_INPUT');
   let tokens: Uint8Array;
-  try {
-    indexText = await readFile(indexPath, 'utf8');
-  } catch (e) {
-    throw new McoreError('E_INPUT', `${indexPath}: cannot read (${(e as Error).message})`);
-  }
   try {
     tokens = await readFile(tokensPath);
   } catch (e) {

@@ -17,6 +17,7 @@ import { sampleIndices } from '../data/frame-sampling.ts';
 import { type FitMode, listFrameFolder, readImage } from '../data/images.ts';
 import { decodeFrames, probeVideo } from '../data/video.ts';
 import { McoreError } from '../errors.ts';
+import { refuseSpecialFile } from '../io/input-path.ts';
 import type { QueryInput } from './scoring.ts';
 
 export type { QueryInput };
@@ -47,9 +48,27 @@ async function readFolder(dir: string, o: QueryInputOptions): Promise<QueryInput
     warnings.push(`${dir}: only ${n} frames for ${o.count} samples; frames are repeated`);
   }
   const unique = [...new Set(indices)];
-  const read = await mapLimit(unique, 4, (i) =>
-    readImage(files[i], { width: o.width, height: o.height, fit: o.fit }),
-  );
+  const size = { width: o.width, height: o.height, fit: o.fit };
+  // strict: a frame the decoder only warns about (garbled data) is damage, refused or, with
+  // allowDamaged, decoded as far as it goes and named in the warnings
+  const damaged: string[] = [];
+  const read = await mapLimit(unique, 4, async (i) => {
+    try {
+      return await readImage(files[i], size, 'warning');
+    } catch (err) {
+      if (!(err instanceof McoreError)) throw err;
+      if (!o.allowDamaged) {
+        throw new McoreError(
+          err.code,
+          `${err.message}; to score the readable frames, pass --allow-damaged (option allowDamaged)`,
+        );
+      }
+      const frame = await readImage(files[i], size, 'none'); // still refuses a file with nothing to decode
+      damaged.push(`${files[i]}: damaged frame, decoded as far as it goes (${err.message})`);
+      return frame;
+    }
+  });
+  warnings.push(...damaged.sort());
   const byIndex = new Map(unique.map((i, k) => [i, read[k]]));
   return {
     kind: 'frames',
@@ -74,6 +93,7 @@ export async function readQueryInput(input: string, o: QueryInputOptions): Promi
   } catch {
     throw new McoreError('E_INPUT', `${abs}: no such video file or frame folder`);
   }
+  await refuseSpecialFile(abs, 'E_INPUT');
   if (isDir) return readFolder(abs, o);
   if (IMAGE_FILE.test(abs)) {
     throw new McoreError(

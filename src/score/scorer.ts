@@ -75,7 +75,8 @@ export async function loadBundle(dir: string, opts: { threads?: number } = {}): 
       manifest: b.manifest,
       exemplars: b.exemplars,
       sessions,
-      where: b.graphs.scorer,
+      where: b.dir,
+      graphNames: b.graphs,
     });
   } catch (e) {
     for (const s of Object.values(sessions)) await s.session.release();

@@ -28,7 +28,7 @@
  */
 import type { Frame } from '../data/types.ts';
 import { McoreError } from '../errors.ts';
-import { dispose, type OnnxSession, run } from '../onnx/session.ts';
+import { dispose, expectInput, type OnnxSession, run } from '../onnx/session.ts';
 import { createRng, shuffled } from '../rng.ts';
 import { type BundleManifest, type ExemplarBank, type ExemplarRecord, TOKEN_DELTA } from './bundle-format.ts';
 import { toModelInput, videoEncoder } from './encode.ts';
@@ -186,6 +186,28 @@ export interface ScoringCore {
 }
 
 /**
+ * A score, delta or per-stage delta that is NaN or infinite is an error, never a result: it comes from
+ * the bundle's weights or exemplars (or a query the graphs cannot handle), not from chance.
+ */
+function checkFinite(
+  where: string,
+  query: string,
+  value: number,
+  uses: readonly ExemplarUse[],
+  stages: readonly StageComparison[],
+): void {
+  const bad =
+    uses.find((e) => !Number.isFinite(e.delta))?.key ??
+    stages.flatMap((s) => s.deltas).find((d) => !Number.isFinite(d.delta))?.exemplar;
+  if (Number.isFinite(value) && bad === undefined) return;
+  throw new McoreError(
+    'E_NONFINITE',
+    `${where}: the score of ${query} came out ${value}${bad !== undefined ? ` (the delta against exemplar '${bad}' is not finite)` : ''}; ` +
+      "the bundle's graphs produce non-finite values: export it again from a run whose loss stayed finite",
+  );
+}
+
+/**
  * The scoring core over open backbone, segmenter and scorer sessions of a bundle. Throws E_INPUT if the
  * scorer graph lacks the per-token output.
  */
@@ -195,13 +217,26 @@ export function createScoringCore(parts: {
   sessions: { backbone: OnnxSession; segmenter: OnnxSession; scorer: OnnxSession };
   /** Names the bundle in errors. */
   where?: string;
+  /** Names each graph (its file) in errors. */
+  graphNames?: { backbone: string; segmenter: string; scorer: string };
 }): ScoringCore {
   const { manifest: m, exemplars: bank, sessions } = parts;
   const scorer = sessions.scorer;
+  // graphs that do not fit the manifest (swapped in from another bundle) are refused before any run
+  const names = parts.graphNames ?? {
+    backbone: 'backbone graph',
+    segmenter: 'segmenter graph',
+    scorer: 'scorer graph',
+  };
+  const tokensShape = [-1, m.stages * m.tokensPerStage, m.featureDim];
+  expectInput(sessions.backbone, 'frames', [-1, 3, m.transform.crop, m.transform.crop], names.backbone);
+  expectInput(sessions.segmenter, 'features', [-1, m.frames, m.featureDim], names.segmenter);
+  expectInput(scorer, 'q_tokens', tokensShape, names.scorer);
+  expectInput(scorer, 'e_tokens', tokensShape, names.scorer);
   if (!scorer.outputs.some((o) => o.name === TOKEN_DELTA)) {
     throw new McoreError(
       'E_INPUT',
-      `${parts.where ?? 'the bundle'}: the scorer has no '${TOKEN_DELTA}' output; export the bundle again with 'mcore export'`,
+      `${parts.graphNames?.scorer ?? parts.where ?? 'the bundle'}: the scorer has no '${TOKEN_DELTA}' output; export the bundle again with 'mcore export'`,
     );
   }
   const encoder = videoEncoder(sessions, { ...m, crop: m.transform.crop });
@@ -269,6 +304,7 @@ export function createScoringCore(parts: {
     });
     const score = exemplars.reduce((a, e) => a + e.score + e.delta, 0) / M;
     const meanDelta = exemplars.reduce((a, e) => a + e.delta, 0) / M;
+    checkFinite(parts.where ?? 'the bundle', q.path, score, exemplars, perStage);
     const transitions = enc.transitions[0];
     const result: ScoreResult = {
       score,

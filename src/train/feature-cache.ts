@@ -35,6 +35,7 @@ import type { Frame, StagedDataset } from '../data/types.ts';
 import { decoderId, SCALER } from '../data/video.ts';
 import { McoreError } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { refuseSpecialFile } from '../io/input-path.ts';
 import { type BackboneConfig, featureDim } from '../model/config.ts';
 import { disposeParams } from '../model/params.ts';
 import { backboneSpecs } from '../model/regnet.ts';
@@ -224,6 +225,7 @@ async function loadClips(
 export async function ensureFeatures(opts: EnsureFeaturesOptions): Promise<FeatureCacheResult> {
   const { config, clips, signal } = opts;
   const model = config.model;
+  await refuseSpecialFile(opts.backboneWeights, 'E_INPUT');
   let bytes: Uint8Array;
   try {
     bytes = await readFile(opts.backboneWeights);

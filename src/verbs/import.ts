@@ -16,6 +16,7 @@ import { openDataset } from '../data/open.ts';
 import { IMAGENET_MEAN, IMAGENET_STD, resizeNearest } from '../data/transforms.ts';
 import type { Frame } from '../data/types.ts';
 import { McoreError } from '../errors.ts';
+import { refuseSpecialFile } from '../io/input-path.ts';
 import { flattenStateDicts, readTorchCheckpoint } from '../io/torch.ts';
 import { MODEL_VARIANTS, type ModelConfig, type ModelVariant, modelConfig } from '../model/config.ts';
 import { type ImportedWeights, importParams, type WeightSource } from '../model/import-map.ts';
@@ -47,6 +48,7 @@ export async function resolveModel(value: string): Promise<ModelConfig> {
       `--model ${value}: not a variant (${Object.keys(MODEL_VARIANTS).join(', ')}) nor a .json model config`,
     );
   }
+  await refuseSpecialFile(value, 'E_CONFIG', '--model');
   let raw: unknown;
   try {
     raw = JSON.parse(await readFile(value, 'utf8'));

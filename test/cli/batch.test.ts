@@ -2,10 +2,11 @@
  * Batch scoring, sharding and merge through the real CLI, on a tiny bundle: 7 inputs (mp4 files, frame
  * folders and a corrupt "video" in the middle). Checks: one line per input with an error line for the
  * corrupt one; three shard processes (--shard, a Kubernetes and a Slurm environment) merged equal the
- * unsharded run; merge refuses missing and doubled inputs; a batch killed mid-way (blocked on a FIFO,
- * then SIGKILL, plus a torn last line) resumed ends with every input exactly once.
+ * unsharded run; merge refuses missing and doubled inputs; a batch killed mid-way (blocked in an ffmpeg
+ * that hangs on one input, then SIGKILL, plus a torn last line) resumed ends with every input exactly
+ * once. (A FIFO no longer blocks a batch: mcore refuses pipes at once.)
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { appendFile, mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +15,7 @@ import { useBackend } from '../../src/backend.ts';
 import { resolveConfig } from '../../src/config.ts';
 import { exportFrameFolders, exportMp4 } from '../../src/data/export.ts';
 import { openSynthDive } from '../../src/data/open.ts';
+import { ffmpegPath } from '../../src/data/video.ts';
 import type { BatchLine } from '../../src/score/results-file.ts';
 import { trainRun } from '../../src/train/run.ts';
 import { MCORE_ARGV, mcore, mcoreWithEnv, repoRoot } from '../helpers/cli.ts';
@@ -160,14 +162,26 @@ describe('mcore score --out (batch)', () => {
     const dir = path.join(tmp, 'kill');
     await mkdir(dir);
     for (const p of inputs.filter((_, i) => i !== 2)) await symlink(p, path.join(dir, path.basename(p)));
-    // A FIFO named like a video: decoding it blocks until a writer opens it, so the batch stops there.
-    const fifo = path.join(dir, '04b.mp4');
-    execFileSync('mkfifo', [fifo]);
+    // A video whose decoding hangs: an ffmpeg wrapper (MCORE_FFMPEG) that sleeps on 04b.mp4, so the
+    // batch stops there.
+    const hangs = path.join(dir, '04b.mp4');
+    await symlink(inputs[3], hangs);
+    const hanging = path.join(tmp, 'hanging-ffmpeg.sh');
+    await writeFile(
+      hanging,
+      `#!/bin/sh\nfor a in "$@"; do case "$a" in *04b.mp4) exec sleep 600;; esac; done\nexec '${ffmpegPath()}' "$@"\n`,
+      { mode: 0o755 },
+    );
     const out = path.join(tmp, 'killed.jsonl');
     const child: ChildProcess = spawn(
       process.execPath,
       [...MCORE_ARGV, 'score', dir, '--model', bundle, '--exemplars', '3', '--jobs', '1', '--out', out],
-      { cwd: repoRoot, env: { ...process.env, CI: '1' }, detached: true, stdio: 'ignore' },
+      {
+        cwd: repoRoot,
+        env: { ...process.env, CI: '1', MCORE_FFMPEG: hanging },
+        detached: true,
+        stdio: 'ignore',
+      },
     );
     const exited = new Promise((resolve) => child.on('exit', resolve));
     // 01, 02, 04 come before the FIFO in sorted order.
@@ -185,10 +199,8 @@ describe('mcore score --out (batch)', () => {
     const before = await lines(out);
     expect(before.map((l) => path.basename(l.input))).toEqual(['01.mp4', '02.mp4', '04.mp4']);
     // A crash while writing leaves a torn last line: half of a line, no newline.
-    const torn = JSON.stringify({ ...before[0], input: fifo, position: 3 });
+    const torn = JSON.stringify({ ...before[0], input: hangs, position: 3 });
     await appendFile(out, torn.slice(0, torn.length >> 1));
-    await rm(fifo);
-    await symlink(inputs[3], fifo);
 
     const again = await mcore('score', dir, '--model', bundle, '--exemplars', '3', '--out', out);
     expect(again.code).toBe(2);

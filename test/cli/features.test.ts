@@ -45,7 +45,7 @@ describe('finediving dataset specs', () => {
         /unknown option 'fps' \(known: root, annotations, keys, stages\)/,
       ],
       ['finediving:root=R,annotations', /'annotations' is not key=value/],
-      ['finediving:root=R,annotations=A,stages=1', /stages must be an integer >= 2, got '1'/],
+      ['finediving:root=R,annotations=A,stages=1', /stages must be an integer in \[2, 32\], got '1'/],
     ];
     for (const [spec, message] of bad) expect(() => parseDatasetSpec(spec), spec).toThrow(message);
   });

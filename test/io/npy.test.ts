@@ -108,7 +108,7 @@ describe('readNpy errors name the file', () => {
     expectMcoreError(
       () => parseNpy(full.subarray(0, full.length - 3), 'cut.npy'),
       'E_INPUT',
-      /cut\.npy: truncated array data: shape \(2, 3\) of float32 needs 24 bytes, found 21/,
+      /cut\.npy: truncated \.npy file: its header declares shape \(2, 3\) of float32, 24 bytes of data, but the file holds 21/,
     );
     expectMcoreError(
       () => parseNpy(full.subarray(0, 40), 'head.npy'),

@@ -18,6 +18,7 @@ import {
   ZipArchive,
 } from '../../src/io/torch.ts';
 import { expectMcoreRejection } from '../helpers/errors.ts';
+import { zip } from '../helpers/zip.ts';
 
 const REF = path.join(import.meta.dirname, '..', 'fixtures', 'reference');
 const fixture = (name: string) => path.join(REF, name);
@@ -26,90 +27,6 @@ const base = (i: number) => i * 0.5 - 3;
 
 function values(t: TorchTensor): number[] {
   return Array.from(t.data as ArrayLike<number | bigint>, Number);
-}
-
-/** Expects McoreError with `code` whose message contains every part. */
-// ---- a minimal zip writer (stored members), independent of the reader --------------------------------
-
-interface Member {
-  name: string;
-  data: Uint8Array;
-}
-
-function zip(members: Member[], opts: { zip64?: boolean } = {}): Uint8Array {
-  const enc = new TextEncoder();
-  const chunks: Uint8Array[] = [];
-  const central: Uint8Array[] = [];
-  let offset = 0;
-  for (const m of members) {
-    const name = enc.encode(m.name);
-    const local = new Uint8Array(30 + name.length);
-    const lv = new DataView(local.buffer);
-    lv.setUint32(0, 0x04034b50, true);
-    lv.setUint16(4, 20, true);
-    lv.setUint32(14, crc32(m.data), true);
-    lv.setUint32(18, m.data.length, true);
-    lv.setUint32(22, m.data.length, true);
-    lv.setUint16(26, name.length, true);
-    local.set(name, 30);
-    const extra = opts.zip64 ? new Uint8Array(4 + 24) : new Uint8Array(0);
-    if (opts.zip64) {
-      const ev = new DataView(extra.buffer);
-      ev.setUint16(0, 0x0001, true);
-      ev.setUint16(2, 24, true);
-      ev.setBigUint64(4, BigInt(m.data.length), true);
-      ev.setBigUint64(12, BigInt(m.data.length), true);
-      ev.setBigUint64(20, BigInt(offset), true);
-    }
-    const c = new Uint8Array(46 + name.length + extra.length);
-    const cv = new DataView(c.buffer);
-    cv.setUint32(0, 0x02014b50, true);
-    cv.setUint32(16, crc32(m.data), true);
-    cv.setUint32(20, opts.zip64 ? 0xffffffff : m.data.length, true);
-    cv.setUint32(24, opts.zip64 ? 0xffffffff : m.data.length, true);
-    cv.setUint16(28, name.length, true);
-    cv.setUint16(30, extra.length, true);
-    cv.setUint32(42, opts.zip64 ? 0xffffffff : offset, true);
-    c.set(name, 46);
-    c.set(extra, 46 + name.length);
-    central.push(c);
-    chunks.push(local, m.data);
-    offset += local.length + m.data.length;
-  }
-  const dirOffset = offset;
-  const dirSize = central.reduce((a, c) => a + c.length, 0);
-  const tail: Uint8Array[] = [];
-  if (opts.zip64) {
-    const rec = new Uint8Array(56);
-    const rv = new DataView(rec.buffer);
-    rv.setUint32(0, 0x06064b50, true);
-    rv.setBigUint64(4, 44n, true);
-    rv.setBigUint64(24, BigInt(members.length), true);
-    rv.setBigUint64(32, BigInt(members.length), true);
-    rv.setBigUint64(40, BigInt(dirSize), true);
-    rv.setBigUint64(48, BigInt(dirOffset), true);
-    const loc = new Uint8Array(20);
-    const lv = new DataView(loc.buffer);
-    lv.setUint32(0, 0x07064b50, true);
-    lv.setBigUint64(8, BigInt(dirOffset + dirSize), true);
-    lv.setUint32(16, 1, true);
-    tail.push(rec, loc);
-  }
-  const eocd = new Uint8Array(22);
-  const ev = new DataView(eocd.buffer);
-  ev.setUint32(0, 0x06054b50, true);
-  ev.setUint16(8, opts.zip64 ? 0xffff : members.length, true);
-  ev.setUint16(10, opts.zip64 ? 0xffff : members.length, true);
-  ev.setUint32(12, opts.zip64 ? 0xffffffff : dirSize, true);
-  ev.setUint32(16, opts.zip64 ? 0xffffffff : dirOffset, true);
-  const parts = [...chunks, ...central, ...tail, eocd];
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 const latin1 = (s: string) => Uint8Array.from(s, (ch) => ch.charCodeAt(0));

@@ -350,6 +350,75 @@ describe('bundle files', () => {
     );
   });
 
+  it('refuses exemplar tokens holding NaN and an exemplar score of 1e308, naming the file', async () => {
+    const nan = await mkdtemp(path.join(tmp, 'nan-'));
+    const tokens = Float32Array.from(bank.tokens);
+    tokens[K * L * D + 7] = Number.NaN;
+    await writeBundle(nan, {
+      manifest: makeManifest(cfg, { stageNames: ['a', 'b', 'c'], scoreScale: 10 }),
+      graphs: bundleGraphs(params, cfg),
+      exemplars: { records: bank.records, tokens },
+    });
+    await expectMcoreRejection(
+      readBundle(nan),
+      'E_INPUT',
+      `${path.join(nan, BUNDLE_FILES.exemplarTokens)}: token value ${K * L * D + 7} (exemplar 'y') is NaN`,
+    );
+    const huge = await tampered(BUNDLE_FILES.exemplarIndex, (t) =>
+      t.replace('"score": 55.5', '"score": 1e308'),
+    );
+    await expectMcoreRejection(readBundle(huge), 'E_INPUT', BUNDLE_FILES.exemplarIndex, 'exemplars.1.score');
+  });
+
+  it('a scorer that computes NaN makes score() an E_NONFINITE error, never a NaN score', async () => {
+    const broken = { ...params };
+    const name = Object.keys(params).find((n) => n.startsWith('regressor.') && n.endsWith('bias'))!;
+    broken[name] = tf.fill(params[name].shape, Number.NaN);
+    const copy = await mkdtemp(path.join(tmp, 'nan-graph-'));
+    await writeBundle(copy, {
+      manifest: makeManifest(cfg, { stageNames: ['a', 'b', 'c'], scoreScale: 10 }),
+      graphs: bundleGraphs(broken, cfg),
+      exemplars: bank,
+    });
+    broken[name].dispose();
+    const b = await loadBundle(copy);
+    try {
+      const S = cfg.imageSize;
+      const rng = createRng(5);
+      const frames: Frame[] = Array.from({ length: cfg.frames }, () => ({
+        width: S,
+        height: S,
+        data: Uint8Array.from({ length: S * S * 3 }, () => rng.int(256)),
+      }));
+      const q = {
+        kind: 'frames' as const,
+        path: 'q',
+        frames,
+        indices: [],
+        sourceFrames: cfg.frames,
+        warnings: [],
+      };
+      await expectMcoreRejection(b.scoreQuery(q), 'E_NONFINITE', 'the score of q came out NaN', copy);
+    } finally {
+      await b.dispose();
+    }
+  });
+
+  it('loadBundle refuses graphs that do not belong to the bundle, naming the file (E_INPUT, not E_SHAPE)', async () => {
+    const graphs = bundleGraphs(params, cfg);
+    const swaps: [string, Uint8Array, RegExp][] = [
+      [BUNDLE_FILES.backbone, graphs.segmenter, /backbone\.onnx: the graph's input 'frames' is missing/],
+      [BUNDLE_FILES.segmenter, graphs.scorer, /segmenter\.onnx: the graph's input 'features' is missing/],
+      [BUNDLE_FILES.scorer, graphs.backbone, /scorer\.onnx: the graph's input 'q_tokens' is missing/],
+    ];
+    for (const [file, bytes, message] of swaps) {
+      const copy = await mkdtemp(path.join(tmp, 'swap-'));
+      await cp(dir, copy, { recursive: true });
+      await writeFile(path.join(copy, file), bytes);
+      await expectMcoreRejection(loadBundle(copy), 'E_INPUT', message);
+    }
+  });
+
   it('loadBundle refuses a scorer without the token_delta output', async () => {
     const copy = await mkdtemp(path.join(tmp, 'plain-'));
     await cp(dir, copy, { recursive: true });

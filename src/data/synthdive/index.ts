@@ -62,6 +62,10 @@ export interface SynthDive extends StagedDataset {
   loadFrameSync(key: string, index: number): Frame;
 }
 
+/** Most clips and largest frame side: beyond them the clip parameters or frames would not fit in memory. */
+export const MAX_CLIPS = 100_000;
+export const MAX_SIZE = 1024;
+
 function resolveOptions(o: SynthDiveOptions): Required<SynthDiveOptions> {
   const r: Required<SynthDiveOptions> = {
     seed: o.seed,
@@ -77,10 +81,11 @@ function resolveOptions(o: SynthDiveOptions): Required<SynthDiveOptions> {
   if (!Number.isInteger(r.seed)) issues.push(`seed must be an integer, found ${r.seed}`);
   if (!Number.isInteger(r.nuisanceSeed))
     issues.push(`nuisanceSeed must be an integer, found ${r.nuisanceSeed}`);
-  if (!Number.isInteger(r.clips) || r.clips < 1)
-    issues.push(`clips must be a positive integer, found ${r.clips}`);
+  if (!Number.isInteger(r.clips) || r.clips < 1 || r.clips > MAX_CLIPS)
+    issues.push(`clips must be an integer in [1, ${MAX_CLIPS}], found ${r.clips}`);
   for (const k of ['width', 'height'] as const) {
-    if (!Number.isInteger(r[k]) || r[k] < 8) issues.push(`${k} must be an integer >= 8, found ${r[k]}`);
+    if (!Number.isInteger(r[k]) || r[k] < 8 || r[k] > MAX_SIZE)
+      issues.push(`${k} must be an integer in [8, ${MAX_SIZE}], found ${r[k]}`);
   }
   if (r.judges !== 5 && r.judges !== 7) issues.push(`judges must be 5 or 7, found ${r.judges}`);
   if (!(r.trainFraction > 0 && r.trainFraction < 1)) {
