@@ -124,12 +124,13 @@ export async function readBundle(dir: string): Promise<BundleOnDisk> {
   const abs = path.resolve(dir);
   const missing: string[] = [];
   for (const name of Object.values(BUNDLE_FILES)) {
-    const isFile = await stat(path.join(abs, name)).then(
-      (s) => s.isFile(),
+    // A folder under a file's name is refused here; pipes and devices by the readers (refuseSpecialFile).
+    const isDir = await stat(path.join(abs, name)).then(
+      (s) => s.isDirectory(),
       () => undefined,
     );
-    if (isFile === undefined) missing.push(name);
-    else if (!isFile) {
+    if (isDir === undefined) missing.push(name);
+    else if (isDir) {
       throw new McoreError(
         'E_INPUT',
         `${path.join(abs, name)}: is a folder, not a file; this is not a valid scoring bundle: export it again with 'mcore export'`,

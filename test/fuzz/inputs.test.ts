@@ -265,7 +265,12 @@ describe('scoring bundles', () => {
     const folder = await bundle('manifest-folder');
     await rm(path.join(folder, BUNDLE_FILES.manifest));
     await mkdir(path.join(folder, BUNDLE_FILES.manifest));
-    await expectRefused(tally, () => readBundle(folder), 'E_INPUT', /manifest\.json: cannot read \(EISDIR\)/);
+    await expectRefused(
+      tally,
+      () => readBundle(folder),
+      'E_INPUT',
+      /manifest\.json: is a folder, not a file; this is not a valid scoring bundle/,
+    );
     const pipe = await bundle('manifest-pipe');
     await rm(path.join(pipe, BUNDLE_FILES.manifest));
     mkfifo(path.join(pipe, BUNDLE_FILES.manifest));
