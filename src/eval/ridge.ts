@@ -121,7 +121,7 @@ function solve(C: Float64Array, c: Float64Array, lambda: number, d: number): Flo
 }
 
 /** The weights and intercept of ridge on a set of rows (through its moments). */
-function fit(m: Moments, lambda: number, d: number): { w: Float64Array; b: number } {
+function ridgeFit(m: Moments, lambda: number, d: number): { w: Float64Array; b: number } {
   const { C, c } = centred(m, d);
   const w = solve(C, c, lambda, d);
   let wx = 0;
@@ -184,13 +184,13 @@ export function fitRidgeCV(
   for (const held of folds) {
     const rest = minus(total, moments(rows, y, held, d));
     for (const [j, lambda] of lambdas.entries()) {
-      const { w, b } = fit(rest, lambda, d);
+      const { w, b } = ridgeFit(rest, lambda, d);
       for (const i of held) errors[j] += (dot(w, rows[i]) + b - y[i]) ** 2 / n;
     }
   }
   let best = 0;
   for (let j = 1; j < lambdas.length; j++) if (errors[j] < errors[best]) best = j;
-  const { w, b } = fit(total, lambdas[best], d);
+  const { w, b } = ridgeFit(total, lambdas[best], d);
   return {
     lambda: lambdas[best],
     cvMse: errors[best],
