@@ -83,10 +83,15 @@ export const runConfigSchema = z.strictObject({
   eval: z
     .strictObject({
       exemplars: positiveInt.default(10),
-      dn: z.boolean().default(true),
+      /**
+       * The default protocol of `mcore eval`: false = exemplars from the whole training split (the
+       * action type unused), as `mcore score` without --action-type; true = exemplars of the query's
+       * action type ("with dive number", the reference's FineDiving protocol). Eval reports both SRCCs.
+       */
+      dn: z.boolean().default(false),
       batchVideos: positiveInt.default(16),
     })
-    .default({ exemplars: 10, dn: true, batchVideos: 16 }),
+    .default({ exemplars: 10, dn: false, batchVideos: 16 }),
 });
 
 export type RunConfig = z.infer<typeof runConfigSchema>;

@@ -13,7 +13,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 import { type RunConfig, resolveConfig } from './config.ts';
 import { featureSource, frameSource, type SampledClip, sampleClips } from './data/clips.ts';
 import { openSynthDive } from './data/open.ts';
@@ -26,7 +26,7 @@ import { writeFileAtomic } from './io/atomic.ts';
 import { coreMethod, regressionMethod } from './methods/baselines.ts';
 import { mcoreMethod } from './methods/mcore.ts';
 import { featureDim } from './model/config.ts';
-import { disposeParams, initParams, type Params } from './model/params.ts';
+import { assignParams, disposeParams, initParams, type Params } from './model/params.ts';
 import { backboneSpecs } from './model/regnet.ts';
 import { loadWeights } from './model/weights.ts';
 import { createRng } from './rng.ts';
@@ -242,7 +242,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
       name: m.name,
       detail: `${m.name}: end to end, ${settings.e2eEpochs} epochs`,
     });
-    const params = withBackbone(initParams(m.specs, createRng(cfg.train.seed)), pretrained);
+    const params = assignParams(initParams(m.specs, createRng(cfg.train.seed)), pretrained);
     report(m.name, await trainAndEvaluate(m, params, frames, test, cfg, settings.e2eEpochs, opts.onProgress));
     if (m.name === 'mcore') bundleParams = params;
     else disposeParams(params);
@@ -332,18 +332,4 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
     disposeParams(bundleParams);
   }
   return results;
-}
-
-/** Replaces the initial backbone values of `params` with copies of the pretrained ones. */
-function withBackbone(params: Params, pretrained: Params): Params {
-  for (const [name, value] of Object.entries(pretrained)) {
-    const p = params[name];
-    if (p === undefined) continue;
-    if (p instanceof tf.Variable) p.assign(value);
-    else {
-      p.dispose();
-      params[name] = value.clone();
-    }
-  }
-  return params;
 }

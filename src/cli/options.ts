@@ -55,3 +55,8 @@ export function parseBackend(value: string): BackendName {
   }
   return value;
 }
+
+/** The default exemplar protocol in words: `mcore eval --help` and `mcore score --help` both state it. */
+export const DEFAULT_PROTOCOL_HELP =
+  'default protocol: exemplars from the whole training split, the action type unused (mcore eval --no-dn, ' +
+  'mcore score without --action-type); --dn / --action-type T: exemplars of the same action type';

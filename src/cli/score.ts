@@ -9,6 +9,7 @@ import { exportRunBundle } from '../score/export.ts';
 import { writeReport } from '../score/report.ts';
 import { loadBundle, type ScoreResult } from '../score/scorer.ts';
 import { table } from './format.ts';
+import { DEFAULT_PROTOCOL_HELP } from './options.ts';
 import { type Bar, createBar } from './progress.ts';
 
 function intOption(flag: string, min: number): (v: string) => number {
@@ -101,6 +102,7 @@ export function register(program: Command): void {
     .option('--json', 'print the result as one JSON object')
     .option('--report <file>', 'write a self-contained HTML report')
     .option('--threads <n>', 'ONNX Runtime threads', intOption('--threads', 1), 2)
+    .addHelpText('after', `\n${DEFAULT_PROTOCOL_HELP}.`)
     .action(
       async (
         input: string,
