@@ -16,8 +16,17 @@ describe('mcore demo --quick', () => {
       const out = path.join(base, name);
       const r = await mcore('demo', '--quick', '--seed', '3', '--out', out);
       expect(r.code, r.stderr).toBe(0);
-      expect(r.stdout).toMatch(/method\s+SRCC\s+R-l2 x100\s+AIoU@0.5\s+AIoU@0.75/);
-      runs.push(JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8')));
+      expect(r.stdout).toMatch(
+        /method\s+SRCC\s+SRCC dn\s+SRCC no-dn\s+within-type\s+R-l2 x100\s+AIoU@0\.5 %\s+AIoU@0\.75 %/,
+      );
+      expect(r.stdout).toMatch(/\n\(type-mean\)\s+\d\.\d{4}/);
+      expect(r.stdout).toMatch(/\n\(ridge\)\s+-?\d\.\d{4}/);
+      const results = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8'));
+      // Every warning of results.json is printed, one line each.
+      for (const [name, d] of Object.entries(results.details) as [string, { warnings: string[] }][])
+        for (const w of d.warnings) expect(r.stdout).toContain(`warning: ${name}: ${w}`);
+      expect(await readFile(path.join(out, 'report.html'), 'utf8')).toContain('(type-mean predictor)');
+      runs.push(results);
       expect(existsSync(path.join(out, 'report.html'))).toBe(true);
       expect(existsSync(path.join(out, 'bundle', 'manifest.json'))).toBe(true);
     }
@@ -30,10 +39,13 @@ describe('mcore demo --quick', () => {
       'core',
       'regression',
     ]);
-    for (const m of Object.values(a.methods) as { srcc: number; rl2: number }[]) {
+    for (const m of Object.values(a.methods) as { srcc: number; srccDn: number; rl2: number }[]) {
       expect(Number.isFinite(m.srcc)).toBe(true);
+      expect(m.srccDn).toBe(m.srcc); // the demo's protocol is dn
       expect(m.rl2).toBeGreaterThan(0);
     }
+    expect(a.references.ridge.input).toBe('pixels');
+    expect(b.references).toEqual(a.references);
     expect(a.seed).toBe(3);
     expect(b.methods).toEqual(a.methods);
   });

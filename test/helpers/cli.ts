@@ -10,12 +10,18 @@ export interface Run {
   stderr: string;
 }
 
+/** `mcore ARGS` run in the repository root. */
 export function mcore(...args: string[]): Promise<Run> {
+  return mcoreIn(repoRoot, ...args);
+}
+
+/** `mcore ARGS` run in the folder `cwd` (relative paths in ARGS are relative to it). */
+export function mcoreIn(cwd: string, ...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['bin/mcore.js', ...args],
-      { cwd: repoRoot, env: { ...process.env, CI: '1' } },
+      [path.join(repoRoot, 'bin/mcore.js'), ...args],
+      { cwd, env: { ...process.env, CI: '1' } },
       (err, stdout, stderr) => {
         const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
         resolve({ code, stdout, stderr });
