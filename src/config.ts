@@ -97,6 +97,14 @@ export const runConfigSchema = z.strictObject({
 export type RunConfig = z.infer<typeof runConfigSchema>;
 export type LossConfig = z.infer<typeof lossSchema>;
 
+/**
+ * Default L_tas weight per transition for K stages: the reference's [1, 2] for K = 3 (take-off ->
+ * flight, flight -> entry), else 1 for each of the K-1 transitions.
+ */
+export function defaultTasWeights(K: number): number[] {
+  return K === 3 ? [1, 2] : Array.from({ length: K - 1 }, () => 1);
+}
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -154,6 +162,12 @@ export function resolveConfig(partial: unknown = {}, overrides: string[] = []): 
     );
   }
   input.model = deepMerge(structuredClone(MODEL_VARIANTS[variant]) as ModelConfig, input.model);
+  // loss.tasWeights not given: the default for the model's K (one weight per transition).
+  const stages = (input.model as { stages?: unknown }).stages;
+  const loss = isObject(input.loss) ? input.loss : {};
+  if (loss.tasWeights === undefined && Number.isInteger(stages) && (stages as number) >= 2) {
+    input.loss = { ...loss, tasWeights: defaultTasWeights(stages as number) };
+  }
   const parsed = runConfigSchema.safeParse(input);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ✖ ${i.message} → at ${i.path.join('.') || '(root)'}`);

@@ -9,6 +9,7 @@ import { resolveConfig } from '../config.ts';
 import { McoreError } from '../errors.ts';
 import { isMethodName, METHOD_NAMES, type MethodName } from '../methods/registry.ts';
 import { type EvalRunResult, evalRun, type RunRecord, trainRun } from '../train/run.ts';
+import { setsKey } from '../train/stages.ts';
 import { metricsTable } from './format.ts';
 import {
   backendOption,
@@ -81,7 +82,8 @@ export function register(program: Command): void {
         backend: BackendName;
       }) => {
         await useBackend(o.backend);
-        const config = resolveConfig(await readConfigFile(o.config), o.set);
+        const raw = await readConfigFile(o.config);
+        const config = resolveConfig(raw, o.set);
         const record: RunRecord = {
           dataset: o.dataset,
           config,
@@ -94,6 +96,10 @@ export function register(program: Command): void {
           resume: Boolean(o.resume),
           featureCache: o.cache,
           frameCacheBytes: o.frameCache,
+          explicitStages: {
+            stages: setsKey(raw, o.set, 'model.stages'),
+            tasWeights: setsKey(raw, o.set, 'loss.tasWeights'),
+          },
           onProgress: (e) => {
             if (e.kind === 'features') {
               bar ??= createBar('features', e.total);

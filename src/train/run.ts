@@ -24,6 +24,7 @@ import { createRng } from '../rng.ts';
 import { createAdamState, disposeAdamState } from './adam.ts';
 import { type CheckpointInfo, loadCheckpoint, readCheckpointInfo, saveCheckpoint } from './checkpoint.ts';
 import type { Method } from './method.ts';
+import { type ExplicitStageSettings, stagesFromDataset } from './stages.ts';
 import { type ClipSource, type TrainEvent, type TrainOptions, type TrainState, train } from './trainer.ts';
 
 /** What a run records besides the weights: enough to rebuild model and data. */
@@ -192,6 +193,11 @@ export interface TrainRunOptions {
   featureCache?: string;
   /** Decoded frames kept in memory, in bytes (default FRAME_CACHE_BYTES, 2 GiB). */
   frameCacheBytes?: number;
+  /**
+   * Which of model.stages and loss.tasWeights the user set: those are checked against the dataset's
+   * K, the others derived from it (default: both derived).
+   */
+  explicitStages?: ExplicitStageSettings;
 }
 
 /** Trains (or resumes) the run in `opts.out`; one checkpoint per epoch, one JSON line per epoch in log.jsonl. */
@@ -201,6 +207,17 @@ export async function trainRun(
 ): Promise<Pick<TrainState, 'epoch' | 'history'>> {
   await mkdir(opts.out, { recursive: true });
   record = absoluteRunRecord(record, opts.featureCache);
+  const data = await openRunData(record, {
+    featureCache: record.featureCache,
+    frameCacheBytes: opts.frameCacheBytes,
+    onProgress: (done, total) => opts.onProgress?.({ kind: 'features', done, total }),
+    signal: opts.signal,
+  });
+  // K (model.stages) from the dataset's stage names (src/train/stages.ts).
+  record = {
+    ...record,
+    config: stagesFromDataset(record.config, data.dataset.stageNames, record.dataset, opts.explicitStages),
+  };
   const method = methodOf(record);
   let params: Params;
   let state: TrainState | undefined;
@@ -225,12 +242,6 @@ export async function trainRun(
   } else {
     params = await initRunParams(record, method);
   }
-  const data = await openRunData(record, {
-    featureCache: record.featureCache,
-    frameCacheBytes: opts.frameCacheBytes,
-    onProgress: (done, total) => opts.onProgress?.({ kind: 'features', done, total }),
-    signal: opts.signal,
-  });
   const cfg = record.config;
   const log = path.join(opts.out, 'log.jsonl');
   const trainState: TrainState = state ?? { epoch: 0, adam: createAdamState(), history: [] };
