@@ -322,8 +322,10 @@ function nonFiniteFields(value: unknown): { path: (string | number)[]; token: st
   const walk = (v: unknown, at: (string | number)[]) => {
     if (typeof v === 'string' && v.startsWith(NON_FINITE))
       out.push({ path: at, token: v.slice(NON_FINITE.length) });
-    else if (Array.isArray(v)) v.forEach((x, i) => walk(x, [...at, i]));
-    else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, [...at, k]);
+    else if (Array.isArray(v)) {
+      for (const [i, x] of v.entries()) walk(x, [...at, i]);
+    } else if (v !== null && typeof v === 'object')
+      for (const [k, x] of Object.entries(v)) walk(x, [...at, k]);
   };
   walk(value, []);
   return out;
