@@ -17,7 +17,7 @@ import { type BackendName, useBackend } from '../backend.ts';
 import { resolveConfig } from '../config.ts';
 import { sampleClips } from '../data/clips.ts';
 import { DEFAULT_FEATURE_CACHE, ensureFeatures } from '../data/feature-cache.ts';
-import { openDataset, runGeometry } from '../data/open.ts';
+import { absoluteDatasetSpec, openDataset, runGeometry } from '../data/open.ts';
 import { McoreError } from '../errors.ts';
 import { backendOption, collect, readConfigFile } from './options.ts';
 import { type Bar, createBar } from './progress.ts';
@@ -58,12 +58,14 @@ export function register(program: Command): void {
         }
         await useBackend(o.backend);
         const config = resolveConfig(await readConfigFile(o.config), o.set);
-        const geometry = runGeometry(o.dataset, config.model.imageSize);
-        const dataset = await openDataset(o.dataset, { width: geometry.width, height: geometry.height });
+        // The spec with absolute paths, as `mcore train` records it: the same cache key from any directory.
+        const spec = absoluteDatasetSpec(o.dataset);
+        const geometry = runGeometry(spec, config.model.imageSize);
+        const dataset = await openDataset(spec, { width: geometry.width, height: geometry.height });
         const clips = sampleClips(dataset, config.model.frames);
         let bar: Bar | undefined;
         const r = await ensureFeatures({
-          datasetSpec: o.dataset,
+          datasetSpec: spec,
           dataset,
           clips,
           backboneWeights: backbone,
