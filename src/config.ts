@@ -143,9 +143,14 @@ function setPath(obj: Record<string, unknown>, path: string[], value: unknown): 
 
 /**
  * Defaults <- model variant <- `partial` (e.g. a config file) <- `overrides` ('a.b=value').
- * Unknown keys and bad values are all reported at once.
+ * The variant is the one named in `partial`/`overrides`, else `opts.defaultVariant` (default
+ * 'mcore-tiny'). Unknown keys and bad values are all reported at once.
  */
-export function resolveConfig(partial: unknown = {}, overrides: string[] = []): RunConfig {
+export function resolveConfig(
+  partial: unknown = {},
+  overrides: string[] = [],
+  opts: { defaultVariant?: ModelVariant } = {},
+): RunConfig {
   const input: Record<string, unknown> = isObject(partial) ? structuredClone(partial) : {};
   if (!isObject(partial) && partial !== undefined) {
     throw new McoreError('E_CONFIG', 'a config file must hold a JSON object');
@@ -154,7 +159,8 @@ export function resolveConfig(partial: unknown = {}, overrides: string[] = []): 
     const { path, value } = parseOverride(o);
     setPath(input, path, value);
   }
-  const variant = (input.variant ?? 'mcore-tiny') as ModelVariant;
+  input.variant ??= opts.defaultVariant ?? 'mcore-tiny';
+  const variant = input.variant as ModelVariant;
   if (!(variant in MODEL_VARIANTS)) {
     throw new McoreError(
       'E_CONFIG',

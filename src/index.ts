@@ -27,7 +27,19 @@ export { mcoreForward, mcoreSpecs } from './model/mcore.ts';
 export { initParams, type ParamSpecs, type Params } from './model/params.ts';
 export { modelSummary } from './model/summary.ts';
 export { loadWeights, saveWeights } from './model/weights.ts';
+export { type BatchOptions, type BatchSummary, scoreBatch } from './score/batch.ts';
+export { listBatchInputs } from './score/batch-inputs.ts';
 export { exportBundle, exportRunBundle } from './score/export.ts';
+export { exportRunPth } from './score/export-pth.ts';
+export { mergeResults } from './score/merge.ts';
+export type { BatchLine } from './score/results-file.ts';
 export { loadBundle, score } from './score/scorer.ts';
+export { resolveShard, type Shard } from './score/shard.ts';
 export { type EvalRunResult, evalRun, type RunRecord, trainRun } from './train/run.ts';
+export {
+  type ImportCheckpointOptions,
+  type ImportSummary,
+  importCheckpoint,
+  referenceBundleTransform,
+} from './verbs/import.ts';
 export { VERSION } from './version.ts';

@@ -5,8 +5,8 @@ import os from 'node:os';
 import type { Command } from 'commander';
 import { useBackend } from '../backend.ts';
 import { type DemoResults, runDemo } from '../demo.ts';
-import { McoreError } from '../errors.ts';
 import { metricsTable } from './format.ts';
+import { intOption } from './options.ts';
 import { type Bar, createBar } from './progress.ts';
 
 /** One `warning: METHOD: ...` line per honesty warning (src/eval/reference.ts), or nothing. */
@@ -22,17 +22,7 @@ export function register(program: Command): void {
     .command('demo')
     .description('train and evaluate MCoRe and its baselines on the embedded SynthDive data (no download)')
     .option('--out <dir>', 'where results.json and the report go', 'mcore-demo')
-    .option(
-      '--seed <n>',
-      'seed of data, initialisation and sampling',
-      (v) => {
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 0)
-          throw new McoreError('E_INPUT', `--seed must be a non-negative integer, got '${v}'`);
-        return n;
-      },
-      0,
-    )
+    .option('--seed <n>', 'seed of data, initialisation and sampling', intOption('--seed', 0), 0)
     .option('--quick', 'a small smoke run (about 30 s)')
     .action(async (o: { out: string; seed: number; quick?: boolean }) => {
       await useBackend('wasm');

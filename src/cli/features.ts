@@ -6,7 +6,7 @@
  * many clips were computed and how many reused. The cache folder defaults to `.cache/mcore/features`
  * under the current directory (the default of `mcore train` too); the key covers the weights' bytes,
  * the backbone config, model.frames, model.imageSize, the transform and the dataset spec
- * (src/data/feature-cache.ts).
+ * (src/train/feature-cache.ts).
  *
  * @example
  * mcore features --dataset finediving:root=FINADiving_MTL_256s,annotations=Annotations \
@@ -14,12 +14,11 @@
  */
 import type { Command } from 'commander';
 import { type BackendName, useBackend } from '../backend.ts';
-import { resolveConfig } from '../config.ts';
 import { sampleClips } from '../data/clips.ts';
-import { DEFAULT_FEATURE_CACHE, ensureFeatures } from '../data/feature-cache.ts';
 import { absoluteDatasetSpec, openDataset, runGeometry } from '../data/open.ts';
 import { McoreError } from '../errors.ts';
-import { backendOption, collect, readConfigFile } from './options.ts';
+import { DEFAULT_FEATURE_CACHE, ensureFeatures } from '../train/feature-cache.ts';
+import { backendOption, collect, runConfigFor } from './options.ts';
 import { type Bar, createBar } from './progress.ts';
 
 export function register(program: Command): void {
@@ -57,9 +56,9 @@ export function register(program: Command): void {
           );
         }
         await useBackend(o.backend);
-        const config = resolveConfig(await readConfigFile(o.config), o.set);
         // The spec with absolute paths, as `mcore train` records it: the same cache key from any directory.
         const spec = absoluteDatasetSpec(o.dataset);
+        const config = await runConfigFor(spec, o);
         const geometry = runGeometry(spec, config.model.imageSize);
         const dataset = await openDataset(spec, { width: geometry.width, height: geometry.height });
         const clips = sampleClips(dataset, config.model.frames);

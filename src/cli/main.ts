@@ -10,9 +10,11 @@ import * as demo from './demo.ts';
 import { reportError } from './errors.ts';
 import * as features from './features.ts';
 import * as importCmd from './import.ts';
+import * as merge from './merge.ts';
 import * as metrics from './metrics.ts';
 import * as model from './model.ts';
 import * as score from './score.ts';
+import * as serve from './serve.ts';
 import * as train from './train.ts';
 
 /** The subcommands, in help order. */
@@ -21,6 +23,8 @@ const COMMANDS: readonly { register(program: Command): void }[] = [
   train,
   features,
   score,
+  merge,
+  serve,
   importCmd,
   data,
   metrics,

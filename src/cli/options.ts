@@ -3,6 +3,8 @@
 import { readFile } from 'node:fs/promises';
 import { Option } from 'commander';
 import type { BackendName } from '../backend.ts';
+import { type RunConfig, resolveConfig } from '../config.ts';
+import { parseDatasetSpec } from '../data/open.ts';
 import { McoreError } from '../errors.ts';
 
 /** Reads a JSON config file (`--config`); none -> {}. */
@@ -19,6 +21,40 @@ export async function readConfigFile(file: string | undefined): Promise<unknown>
   } catch (e) {
     throw new McoreError('E_CONFIG', `--config ${file}: not valid JSON (${(e as Error).message})`);
   }
+}
+
+/**
+ * The run configuration of a command on `dataset`: --config file, then --set overrides. Without a
+ * variant, real data (FineDiving, a manifest) gets the paper's model (mcore-regnety002: 96 frames of
+ * 112 px) and SynthDive the small demo model (mcore-tiny). Prints the resolved variant, frames and size
+ * first (stderr), so that a run never silently uses another model than the user thinks.
+ */
+export async function runConfigFor(
+  dataset: string,
+  o: { config?: string; set: string[] },
+  log: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+): Promise<RunConfig> {
+  const kind = parseDatasetSpec(dataset).kind;
+  const config = resolveConfig(await readConfigFile(o.config), o.set, {
+    defaultVariant: kind === 'synthdive' ? 'mcore-tiny' : 'mcore-regnety002',
+  });
+  const { frames, imageSize } = config.model;
+  log(
+    `model ${config.variant}: ${frames} frames of ${imageSize}x${imageSize} px, ${config.model.stages} stages ` +
+      `(${kind} data; change with --set variant=... or --set model.frames=...)`,
+  );
+  return config;
+}
+
+/** Commander parser of an integer option of at least `min` (`--batch 4`); `flag` names it in the error. */
+export function intOption(flag: string, min = 1): (v: string) => number {
+  return (v: string) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isInteger(n) || n < min) {
+      throw new McoreError('E_INPUT', `${flag} must be an integer >= ${min}, got '${v}'`);
+    }
+    return n;
+  };
 }
 
 /** Commander collector for a repeatable option (`--set a=1 --set b=2`). */

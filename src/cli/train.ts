@@ -5,7 +5,6 @@
  */
 import type { Command } from 'commander';
 import { type BackendName, useBackend } from '../backend.ts';
-import { resolveConfig } from '../config.ts';
 import { McoreError } from '../errors.ts';
 import { isMethodName, METHOD_NAMES, type MethodName } from '../methods/registry.ts';
 import { type EvalRunResult, evalRun, type RunRecord, trainRun } from '../train/run.ts';
@@ -16,7 +15,9 @@ import {
   collect,
   DEFAULT_PROTOCOL_HELP,
   frameCacheOption,
+  intOption,
   readConfigFile,
+  runConfigFor,
 } from './options.ts';
 import { type Bar, createBar } from './progress.ts';
 
@@ -82,8 +83,9 @@ export function register(program: Command): void {
         backend: BackendName;
       }) => {
         await useBackend(o.backend);
+        const config = await runConfigFor(o.dataset, o);
+        // The config file as written, to tell the settings the user gave from the defaults.
         const raw = await readConfigFile(o.config);
-        const config = resolveConfig(raw, o.set);
         const record: RunRecord = {
           dataset: o.dataset,
           config,
@@ -125,12 +127,7 @@ export function register(program: Command): void {
     .command('eval')
     .description('evaluate the latest checkpoint of a run on its test split (exemplar protocol)')
     .requiredOption('--run <dir>', 'run folder written by mcore train')
-    .option('--exemplars <n>', 'exemplars per query (default: the run config, 10)', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1)
-        throw new McoreError('E_INPUT', `--exemplars must be a positive integer, got '${v}'`);
-      return n;
-    })
+    .option('--exemplars <n>', 'exemplars per query (default: the run config, 10)', intOption('--exemplars'))
     .option('--dn', 'exemplars of the same action type ("with dive number")')
     .option('--no-dn', 'exemplars from the whole training split (the default)')
     .option('--cache <dir>', "feature cache of a head-only run (default: the run's recorded cache folder)")

@@ -7,10 +7,26 @@ import * as tf from '@tensorflow/tfjs-core';
 import { mapLimit } from '../concurrency.ts';
 import { McoreError } from '../errors.ts';
 import type { Rng } from '../rng.ts';
-import type { ClipRecord, ClipSource } from '../train/trainer.ts';
 import { sampledTransitions, sampleIndices } from './frame-sampling.ts';
 import { type ClipTransform, transformClip } from './transforms.ts';
 import type { ClipInfo, Frame, StagedDataset } from './types.ts';
+
+/** A training clip: its key, action type, score and ground-truth transitions on the sampled frames. */
+export interface ClipRecord {
+  key: string;
+  actionType: string;
+  score: number;
+  transitions: number[];
+  /** Hidden stage qualities (synthetic data only; see ClipInfo.stageQualities). */
+  stageQualities?: number[];
+}
+
+/** Where training inputs come from: cached features (head-only) or decoded frames (end to end). */
+export interface ClipSource {
+  clips: ClipRecord[];
+  /** Input [V, ...] for `keys` in order; `augment` only in training. */
+  load(keys: string[], opts: { augment: boolean; rng: Rng }): Promise<tf.Tensor>;
+}
 
 /** A clip as the model sees it: T sampled frame indices and transitions on them. */
 export interface SampledClip extends ClipRecord {

@@ -22,7 +22,7 @@
  *   // indices = [0, 10, 21, 31, 42, 52, 63, 74]: numpy.linspace(0, 74, 8) truncated, as the reference samples
  *   await encodeMp4(frames, 25, 'out.mp4');
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
@@ -38,28 +38,75 @@ import type { FitMode } from './images.ts';
 import type { Frame } from './types.ts';
 
 /**
- * The ffmpeg binary: `ffmpeg` on PATH when present, else the one shipped by the npm package
- * `@ffmpeg-installer/ffmpeg`. Throws McoreError('E_BACKEND') saying how to install one.
+ * The ffmpeg binary. By default the one pinned by the npm package `@ffmpeg-installer/ffmpeg` (the same
+ * build on every machine, so decoded frames, and the caches and features made from them, do not differ
+ * by machine). `MCORE_FFMPEG=system` uses `ffmpeg` from PATH instead; `MCORE_FFMPEG=/path/to/ffmpeg` that
+ * binary. Which one decoded a clip is part of the clip and feature-cache keys (`decoderId`). Throws
+ * McoreError('E_BACKEND') saying how to get one.
  */
 export function ffmpegPath(): string {
-  const exe = process.platform === 'win32' ? 'ffmpeg.exe' : 'ffmpeg';
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
+  const choice = process.env.MCORE_FFMPEG ?? '';
+  if (choice === '' || choice === 'bundled') {
     try {
-      if (statSync(join(dir, exe)).isFile()) return join(dir, exe);
+      const installer = createRequire(import.meta.url)('@ffmpeg-installer/ffmpeg') as { path: string };
+      return installer.path;
     } catch {
-      // not in this PATH entry
+      throw new McoreError(
+        'E_BACKEND',
+        'the pinned ffmpeg (npm package @ffmpeg-installer/ffmpeg) is not installed: reinstall mcore (npm ci), ' +
+          'or set MCORE_FFMPEG=system to use ffmpeg from PATH',
+      );
     }
   }
-  try {
-    const installer = createRequire(import.meta.url)('@ffmpeg-installer/ffmpeg') as { path: string };
-    return installer.path;
-  } catch {
-    throw new McoreError(
-      'E_BACKEND',
-      'ffmpeg not found: install it on PATH (e.g. `apt install ffmpeg`) or `npm install @ffmpeg-installer/ffmpeg`',
-    );
+  if (choice !== 'system') {
+    if (!isFile(choice)) {
+      throw new McoreError(
+        'E_BACKEND',
+        `MCORE_FFMPEG=${choice}: no such file (use 'system', 'bundled' or a path)`,
+      );
+    }
+    return resolve(choice);
   }
+  const exe = process.platform === 'win32' ? 'ffmpeg.exe' : 'ffmpeg';
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir && isFile(join(dir, exe))) return join(dir, exe);
+  }
+  throw new McoreError(
+    'E_BACKEND',
+    'MCORE_FFMPEG=system but no ffmpeg on PATH: install one (e.g. `apt install ffmpeg`) or unset MCORE_FFMPEG',
+  );
+}
+
+function isFile(p: string): boolean {
+  try {
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}
+
+const decoderIds = new Map<string, string>();
+
+/**
+ * The decoder that turns videos into frames, e.g. 'ffmpeg N-47683-g0e8eb07980-static' (its version line):
+ * part of the clip-cache and feature-cache keys, so frames decoded by another ffmpeg are never served
+ * from a cache. Run once per binary and process.
+ */
+export function decoderId(): string {
+  const bin = ffmpegPath();
+  let id = decoderIds.get(bin);
+  if (id === undefined) {
+    let version = 'unknown';
+    try {
+      const out = execFileSync(bin, ['-hide_banner', '-version'], { encoding: 'utf8', timeout: 10_000 });
+      version = /^ffmpeg version (\S+)/m.exec(out)?.[1] ?? 'unknown';
+    } catch {
+      // decoding will report the problem with the binary
+    }
+    id = `ffmpeg ${version}`;
+    decoderIds.set(bin, id);
+  }
+  return id;
 }
 
 interface FfmpegRun {
@@ -464,8 +511,9 @@ export class VideoClipCache {
     const s = resolveSampling(info, options);
     const unique = uniqueSorted(s.indices);
     const header = {
-      v: 2,
+      v: 3,
       id,
+      decoder: decoderId(),
       unique,
       width: s.width,
       height: s.height,

@@ -8,12 +8,12 @@
  * draws its exemplars from its own generator seeded with `seed`, so `--dn` and `--no-dn` runs agree).
  */
 import type * as tf from '@tensorflow/tfjs-core';
+import type { ClipRecord } from '../data/clips.ts';
 import { ExemplarIndex } from '../data/sampling.ts';
 import { McoreError } from '../errors.ts';
 import type { Params } from '../model/params.ts';
 import { createRng } from '../rng.ts';
 import type { Encoding, Method } from '../train/method.ts';
-import type { ClipRecord } from '../train/trainer.ts';
 import { aiou, mse, rl2, srcc, withinTypeSrcc } from './metrics.ts';
 
 export interface EvalOptions {

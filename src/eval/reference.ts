@@ -24,8 +24,8 @@
  *   - SRCC without action types (no-dn) not above the ridge baseline's SRCC.
  */
 import type * as tf from '@tensorflow/tfjs-core';
+import type { ClipRecord } from '../data/clips.ts';
 import { McoreError } from '../errors.ts';
-import type { ClipRecord } from '../train/trainer.ts';
 import { rl2, srcc, withinTypeSrcc } from './metrics.ts';
 import { fitRidgeCV } from './ridge.ts';
 

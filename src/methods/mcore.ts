@@ -12,8 +12,9 @@ import { compareTokens, mcoreForward, mcoreSpecs } from '../model/mcore.ts';
 import type { ParamSpecs, Params } from '../model/params.ts';
 import { qualityHeadForward, qualityHeadSpecs, qualityLoss } from '../model/quality-head.ts';
 import { backboneForward } from '../model/regnet.ts';
-import { decodeTransitions, segmenterForward } from '../model/segmenter.ts';
+import { segmenterForward } from '../model/segmenter.ts';
 import { stagePool } from '../model/stage-pool.ts';
+import { decodeTransitions } from '../model/transitions.ts';
 import type { Encoding, Exemplar, LossTerms, Method, PairBatch } from '../train/method.ts';
 
 export interface McoreMethodOptions {

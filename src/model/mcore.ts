@@ -14,8 +14,9 @@ import { decoderForward, decoderSpecs } from './decoder.ts';
 import type { ParamSpecs, Params } from './params.ts';
 import { backboneForward, backboneSpecs } from './regnet.ts';
 import { regressorForward, regressorSpecs } from './regressor.ts';
-import { decodeTransitions, segmenterForward, segmenterSpecs } from './segmenter.ts';
+import { segmenterForward, segmenterSpecs } from './segmenter.ts';
 import { stagePool } from './stage-pool.ts';
+import { decodeTransitions } from './transitions.ts';
 
 /**
  * Specs of the head (`segmenter.*`, `decoder.*`, `regressor.*`) and, with `{ backbone: true }`, of

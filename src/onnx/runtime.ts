@@ -1,7 +1,7 @@
 /**
- * Running the exported graphs (./export.ts) in ONNX Runtime for Node (CPU execution provider). ONNX
- * Runtime stays inside this file: callers pass and get plain Float32Arrays with their dims, and free
- * a session with `dispose`.
+ * ONNX Runtime for Node (CPU execution provider): opens the exported graphs (./export.ts) as sessions
+ * that ./session.ts runs. Callers pass and get plain Float32Arrays with their dims, and free a
+ * session with `dispose`.
  *
  * @example
  * const s = await createSession(exportBackbone(params, cfg.backbone, { frames: 96 }), { threads: 2 });
@@ -10,28 +10,21 @@
  */
 import * as ort from 'onnxruntime-node';
 import { McoreError } from '../errors.ts';
+import { type OnnxSession, wrapSession } from './session.ts';
 
-/** A dense float32 array with its shape (row-major). */
-export interface OnnxArray {
-  data: Float32Array;
-  dims: number[];
-}
+export {
+  dispose,
+  type OnnxArray,
+  type OnnxSession,
+  run,
+  runBackbone,
+  runScorer,
+  runSegmenter,
+} from './session.ts';
 
 export interface SessionOptions {
   /** Intra-op threads (default 2); inter-op is 1 (sequential execution). */
   threads?: number;
-}
-
-/** An ONNX Runtime session over one exported graph. */
-export interface OnnxSession {
-  readonly session: ort.InferenceSession;
-  /** Input names and their declared shapes (numbers fixed, strings symbolic). */
-  readonly inputs: ReadonlyArray<{ name: string; shape: ReadonlyArray<number | string> }>;
-  readonly outputs: ReadonlyArray<{ name: string; shape: ReadonlyArray<number | string> }>;
-}
-
-function describe(meta: readonly ort.InferenceSession.ValueMetadata[]) {
-  return meta.map((m) => ({ name: m.name, shape: m.isTensor ? m.shape : [] }));
 }
 
 /**
@@ -59,82 +52,5 @@ export async function createSession(
     const what = typeof model === 'string' ? model : `<${model.length} bytes>`;
     throw new McoreError('E_INPUT', `onnx: cannot load the model ${what}: ${(err as Error).message}`);
   }
-  return { session, inputs: describe(session.inputMetadata), outputs: describe(session.outputMetadata) };
-}
-
-/** Frees the session's native resources. */
-export async function dispose(s: OnnxSession): Promise<void> {
-  await s.session.release();
-}
-
-function checkFeed(s: OnnxSession, name: string, a: OnnxArray): void {
-  const input = s.inputs.find((i) => i.name === name);
-  if (input === undefined) {
-    throw new McoreError(
-      'E_INPUT',
-      `onnx: the model has no input '${name}' (inputs: ${s.inputs.map((i) => i.name).join(', ')}); ` +
-        'is this the right graph?',
-    );
-  }
-  const n = a.dims.reduce((p, d) => p * d, 1);
-  const ok =
-    a.dims.length === input.shape.length &&
-    input.shape.every((d, i) => typeof d !== 'number' || d === a.dims[i]) &&
-    n === a.data.length;
-  if (!ok) {
-    throw new McoreError(
-      'E_SHAPE',
-      `onnx input '${name}': expected shape [${input.shape.join(', ')}], found [${a.dims.join(', ')}] ` +
-        `with ${a.data.length} values`,
-    );
-  }
-}
-
-/** Runs the session on named float32 inputs; returns every output as an OnnxArray. */
-export async function run(
-  s: OnnxSession,
-  feeds: Record<string, OnnxArray>,
-): Promise<Record<string, OnnxArray>> {
-  const tensors: Record<string, ort.Tensor> = {};
-  for (const [name, a] of Object.entries(feeds)) {
-    checkFeed(s, name, a);
-    tensors[name] = new ort.Tensor('float32', a.data, a.dims);
-  }
-  const results = await s.session.run(tensors);
-  const out: Record<string, OnnxArray> = {};
-  for (const [name, t] of Object.entries(results)) {
-    out[name] = { data: t.data as Float32Array, dims: t.dims.map(Number) };
-  }
-  return out;
-}
-
-/** The static size of axis `axis` of output `name` (e.g. the backbone's T). */
-function outputDim(s: OnnxSession, name: string, axis: number): number | undefined {
-  const d = s.outputs.find((o) => o.name === name)?.shape[axis];
-  return typeof d === 'number' ? d : undefined;
-}
-
-/**
- * Backbone graph: frames [N = V*T, 3, H, W] (NCHW, each video's T frames consecutive) -> features
- * [V, T, D]. Throws E_SHAPE if N is not a multiple of the graph's T.
- */
-export async function runBackbone(s: OnnxSession, frames: OnnxArray): Promise<OnnxArray> {
-  const T = outputDim(s, 'features', 1);
-  if (T !== undefined && frames.dims[0] % T !== 0) {
-    throw new McoreError(
-      'E_SHAPE',
-      `onnx backbone: ${frames.dims[0]} frames are not whole videos of T = ${T} (the graph's frame count)`,
-    );
-  }
-  return (await run(s, { frames })).features;
-}
-
-/** Segmenter graph: features [V, T, D] -> logits [V, T, K-1]. */
-export async function runSegmenter(s: OnnxSession, features: OnnxArray): Promise<OnnxArray> {
-  return (await run(s, { features })).logits;
-}
-
-/** Scorer graph: q, e tokens [N, K*L, D] -> delta(q, e) [N]. */
-export async function runScorer(s: OnnxSession, qTokens: OnnxArray, eTokens: OnnxArray): Promise<OnnxArray> {
-  return (await run(s, { q_tokens: qTokens, e_tokens: eTokens })).delta;
+  return wrapSession(session, ort.Tensor);
 }

@@ -5,17 +5,20 @@
  * graphs. Stage pooling is the [K*L, T] interpolation matrix of src/model/stage-pool.ts applied in
  * TypeScript (at most two non-zero weights per row).
  *
+ * Runtime-neutral (part of the scoring core, ./core.ts): sessions come from the caller's ONNX Runtime;
+ * ./sessions.ts opens them in Node.
+ *
  * @example
- * const enc = await createVideoEncoder({ backbone: 'b/backbone.onnx', segmenter: 'b/segmenter.onnx' }, dims);
+ * const enc = videoEncoder({ backbone, segmenter }, dims);     // open OnnxSessions
  * const input = toModelInput(frames, manifest.transform);       // [T, 3, S, S]
  * const { transitions, tokens } = await enc.encode(input, 1);   // [[t0, t1]], [1, K*L, D]
  * await enc.dispose();
  */
 import type { Frame } from '../data/types.ts';
 import { McoreError } from '../errors.ts';
-import { decodeTransitions } from '../model/segmenter.ts';
-import { interpolationMatrix } from '../model/stage-pool.ts';
-import { createSession, dispose, type OnnxSession, runBackbone, runSegmenter } from '../onnx/runtime.ts';
+import { interpolationMatrix } from '../model/interpolation.ts';
+import { decodeTransitions } from '../model/transitions.ts';
+import { dispose, type OnnxSession, runBackbone, runSegmenter } from '../onnx/session.ts';
 import type { BundleTransform } from './bundle.ts';
 
 /**
@@ -118,21 +121,15 @@ export interface VideoEncoder {
   dispose(): Promise<void>;
 }
 
-/** ONNX Runtime sessions over a backbone and a segmenter graph (bytes or file paths), `threads` each. */
-export async function createVideoEncoder(
-  graphs: { backbone: Uint8Array | string; segmenter: Uint8Array | string },
+/**
+ * A video encoder over open backbone and segmenter sessions (any ONNX Runtime; see ../onnx/session.ts).
+ * `dispose` releases both sessions.
+ */
+export function videoEncoder(
+  sessions: { backbone: OnnxSession; segmenter: OnnxSession },
   dims: EncoderDims,
-  opts: { threads?: number } = {},
-): Promise<VideoEncoder> {
-  const threads = opts.threads ?? 2;
-  const backbone: OnnxSession = await createSession(graphs.backbone, { threads });
-  let segmenter: OnnxSession;
-  try {
-    segmenter = await createSession(graphs.segmenter, { threads });
-  } catch (e) {
-    await dispose(backbone);
-    throw e;
-  }
+): VideoEncoder {
+  const { backbone, segmenter } = sessions;
   const { frames: T, featureDim: D, stages: K, tokensPerStage: L, crop: S } = dims;
   return {
     async encode(input: Float32Array, V: number): Promise<EncodedVideos> {

@@ -28,8 +28,9 @@ import {
   squeezeCropTransform,
   writeBundle,
 } from './bundle.ts';
-import { createVideoEncoder, toModelInput } from './encode.ts';
+import { toModelInput } from './encode.ts';
 import { scorerWithTokenDeltas } from './scorer-graph.ts';
+import { createVideoEncoder } from './sessions.ts';
 
 /** A training clip for the exemplar bank. */
 export interface ExemplarClip {

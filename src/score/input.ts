@@ -15,25 +15,11 @@ import path from 'node:path';
 import { mapLimit } from '../concurrency.ts';
 import { sampleIndices } from '../data/frame-sampling.ts';
 import { type FitMode, listFrameFolder, readImage } from '../data/images.ts';
-import type { Frame } from '../data/types.ts';
 import { decodeFrames, probeVideo } from '../data/video.ts';
 import { McoreError } from '../errors.ts';
+import type { QueryInput } from './scoring.ts';
 
-export interface QueryInput {
-  kind: 'video' | 'frames';
-  /** Absolute path of the video file or frame folder. */
-  path: string;
-  /** The T sampled frames at the requested size. */
-  frames: Frame[];
-  /** Source frame (0-based position in the video or the folder's name order) of each sampled frame. */
-  indices: number[];
-  /** Frames in the source. */
-  sourceFrames: number;
-  /** Frames per second (videos only). */
-  fps?: number;
-  /** Repeated frames of a short clip, undecodable frames, truncated files. */
-  warnings: string[];
-}
+export type { QueryInput };
 
 export interface QueryInputOptions {
   /** Frames to sample, T. */

@@ -15,11 +15,11 @@
  */
 import onnxProto from 'onnx-proto';
 import { McoreError } from '../errors.ts';
+import { TOKEN_DELTA } from './bundle-format.ts';
+
+export { TOKEN_DELTA };
 
 const { onnx } = onnxProto;
-
-/** Name of the per-token output added to the scorer graph. */
-export const TOKEN_DELTA = 'token_delta';
 
 /**
  * scorer model bytes (outputs `delta` [N]) -> the same model with a second output `token_delta`

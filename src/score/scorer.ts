@@ -1,6 +1,8 @@
 /**
- * The library verb `score`: one video (file or frame folder) -> its predicted score, its stages and
- * how each stage compares with each exemplar, all in ONNX Runtime from a bundle (./bundle.ts):
+ * The library verb `score` in Node: one video (file or frame folder) -> its predicted score, its stages
+ * and how each stage compares with each exemplar, in onnxruntime-node from a bundle folder (./bundle.ts).
+ * Reading and sampling the input is Node's (./input.ts); the rest is the runtime-neutral scoring core
+ * (./scoring.ts), which a browser runs the same way with onnxruntime-web:
  *
  *   decode T frames -> backbone -> features [1, T, D] -> segmenter -> transitions (decodeTransitions)
  *   -> stage tokens [K*L, D] -> scorer on M (query, exemplar) pairs in ONE run -> delta [M] and
@@ -23,290 +25,72 @@
  * r.perStage[1].deltas[0];       // { exemplar: 'clip-0012', delta: -1.8 }
  * await b.dispose();
  */
-import type { Frame } from '../data/types.ts';
-import { McoreError } from '../errors.ts';
-import { createSession, dispose, type OnnxSession, run } from '../onnx/runtime.ts';
-import { createRng, shuffled } from '../rng.ts';
-import { type BundleManifest, type ExemplarBank, type ExemplarRecord, readBundle } from './bundle.ts';
-import { createVideoEncoder, toModelInput, type VideoEncoder } from './encode.ts';
+import { readBundle } from './bundle.ts';
 import { type QueryInput, readQueryInput } from './input.ts';
-import { TOKEN_DELTA } from './scorer-graph.ts';
+import {
+  type ScoreOptions as CoreScoreOptions,
+  createScoringCore,
+  type ScoreResult,
+  type ScoringCore,
+} from './scoring.ts';
+import { openSessions } from './sessions.ts';
 
-export type ScoreStep = 'decode' | 'backbone' | 'segmenter' | 'pool' | 'scorer';
+export {
+  chooseExemplars,
+  type ExemplarUse,
+  type QueryInput,
+  type ScoreEvent,
+  type ScoreResult,
+  type ScoreStep,
+  type ScoreTimings,
+  type StageComparison,
+  type StageResult,
+} from './scoring.ts';
 
-/** Progress of one score: each step as it finishes. */
-export type ScoreEvent = { kind: 'step'; step: ScoreStep; ms: number };
-
-export interface ScoreOptions {
-  /** Exemplars of this action type only ("with dive number"); omitted: the whole bank. */
-  actionType?: string;
-  /** Exemplars M (default 10; fewer when the pool is smaller). */
-  exemplars?: number;
-  /** Seed of the exemplar choice (default 0). */
-  seed?: number;
+export interface ScoreOptions extends CoreScoreOptions {
   /** Score a truncated or damaged video from its readable frames instead of refusing it (E_INPUT). */
   allowDamaged?: boolean;
   /** Video input: skip the decoder's deblocking filter (about 20% faster decoding, slightly blockier
    * pixels; see DecodeOptions.fastDecode). Default false. */
   fastDecode?: boolean;
-  /** Return the T sampled frames (model input size) in `frames`, e.g. for a report. */
-  keepFrames?: boolean;
-  onProgress?: (e: ScoreEvent) => void;
 }
 
-export interface StageResult {
-  name: string;
-  /** Sampled frames [start, end) of the stage (0 <= start < end <= T). */
-  start: number;
-  end: number;
-  /** The same range in source frames [sourceStart, sourceEnd). */
-  sourceStart: number;
-  sourceEnd: number;
-  /** The same range in seconds (videos only). */
-  startSec?: number;
-  endSec?: number;
-}
-
-export interface ExemplarUse {
-  key: string;
-  actionType: string;
-  /** The exemplar's known score y_e. */
-  score: number;
-  /** scoreScale x delta(q, e). */
-  delta: number;
-  /** y_e + delta: the query's score as judged against this exemplar. */
-  predicted: number;
-}
-
-export interface StageComparison {
-  stage: string;
-  /** Per exemplar: scoreScale x the mean regressor output over the stage's L tokens. */
-  deltas: { exemplar: string; delta: number }[];
-  /** Mean over the exemplars. */
-  mean: number;
-}
-
-export interface ScoreTimings {
-  decodeMs: number;
-  backboneMs: number;
-  segmenterMs: number;
-  poolMs: number;
-  scorerMs: number;
-  totalMs: number;
-}
-
-export interface ScoreResult {
-  /** Predicted score: mean over the exemplars of y_e + scoreScale * delta(q, e). */
-  score: number;
-  /** Mean scaled delta over the exemplars (score - mean y_e). */
-  delta: number;
-  input: { path: string; kind: 'video' | 'frames'; sourceFrames: number; fps?: number; sampled: number[] };
-  /** The K-1 decoded transitions on the sampled frames. */
-  transitions: number[];
-  stages: StageResult[];
-  perStage: StageComparison[];
-  exemplars: ExemplarUse[];
-  protocol: { actionType?: string; pool: number; requested: number; seed: number };
-  warnings: string[];
-  timings: ScoreTimings;
-  /** The sampled frames (only with `keepFrames`). */
-  frames?: Frame[];
-}
-
-export interface LoadedBundle {
+/** An open bundle: the scoring core plus reading inputs from files. */
+export interface LoadedBundle extends Omit<ScoringCore, 'checkOptions'> {
+  /** The bundle folder (absolute). */
   readonly dir: string;
-  readonly manifest: BundleManifest;
-  readonly exemplars: ExemplarBank;
-  /** Action types present in the bank, sorted. */
-  readonly actionTypes: string[];
   /** Reads and scores a video file or frame folder. */
   score(input: string, opts?: ScoreOptions): Promise<ScoreResult>;
   /** Scores an already-read query (see ./input.ts). */
   scoreQuery(query: QueryInput, opts?: ScoreOptions, decodeMs?: number): Promise<ScoreResult>;
-  dispose(): Promise<void>;
-}
-
-/**
- * The exemplars for a query: indices into `records`, a seeded shuffle of the pool (records of
- * `actionType`, or all) cut to `count`. An action type absent from the bank: E_INPUT listing the known ones.
- */
-export function chooseExemplars(
-  records: readonly ExemplarRecord[],
-  opts: { actionType?: string; count: number; seed: number },
-): { chosen: number[]; pool: number } {
-  if (!Number.isInteger(opts.count) || opts.count < 1) {
-    throw new McoreError('E_INPUT', `exemplars must be a positive integer, got ${opts.count}`);
-  }
-  const all = records.map((_, i) => i);
-  const pool =
-    opts.actionType === undefined ? all : all.filter((i) => records[i].actionType === opts.actionType);
-  if (pool.length === 0) {
-    if (records.length === 0) throw new McoreError('E_INPUT', 'the bundle has no exemplars to compare with');
-    const known = [...new Set(records.map((r) => r.actionType))].sort();
-    throw new McoreError(
-      'E_INPUT',
-      `action type '${opts.actionType}' has no exemplars in the bundle (known: ${known.join(', ')}); ` +
-        'omit --action-type to compare with the whole bank',
-    );
-  }
-  const chosen = shuffled(pool, createRng(opts.seed)).slice(0, Math.min(opts.count, pool.length));
-  return { chosen, pool: pool.length };
-}
-
-/** Stage ranges on the sampled and the source frames. */
-function stageRanges(q: QueryInput, transitions: readonly number[], names: readonly string[]): StageResult[] {
-  const T = q.indices.length;
-  const bounds = [0, ...transitions, T];
-  return names.map((name, s) => {
-    const start = bounds[s];
-    const end = bounds[s + 1];
-    const sourceStart = q.indices[start];
-    const sourceEnd = end < T ? q.indices[end] : q.indices[T - 1] + 1;
-    const r: StageResult = { name, start, end, sourceStart, sourceEnd };
-    if (q.fps !== undefined) {
-      r.startSec = sourceStart / q.fps;
-      r.endSec = sourceEnd / q.fps;
-    }
-    return r;
-  });
 }
 
 /** Opens a bundle folder: reads and validates it, starts the three ONNX Runtime sessions once. */
 export async function loadBundle(dir: string, opts: { threads?: number } = {}): Promise<LoadedBundle> {
   const b = await readBundle(dir);
-  const m = b.manifest;
-  const threads = opts.threads ?? 2;
-  const encoder: VideoEncoder = await createVideoEncoder(
-    b.graphs,
-    { ...m, crop: m.transform.crop },
-    { threads },
-  );
-  let scorer: OnnxSession;
+  const sessions = await openSessions(b.graphs, { threads: opts.threads ?? 2 });
+  let core: ScoringCore;
   try {
-    scorer = await createSession(b.graphs.scorer, { threads });
+    core = createScoringCore({
+      manifest: b.manifest,
+      exemplars: b.exemplars,
+      sessions,
+      where: b.graphs.scorer,
+    });
   } catch (e) {
-    await encoder.dispose();
+    for (const s of Object.values(sessions)) await s.session.release();
     throw e;
   }
-  if (!scorer.outputs.some((o) => o.name === TOKEN_DELTA)) {
-    await encoder.dispose();
-    await dispose(scorer);
-    throw new McoreError(
-      'E_INPUT',
-      `${b.graphs.scorer}: the scorer has no '${TOKEN_DELTA}' output; export the bundle again with 'mcore export'`,
-    );
-  }
-  const K = m.stages;
-  const L = m.tokensPerStage;
-  const D = m.featureDim;
-  const per = K * L * D;
-  const actionTypes = [...new Set(b.exemplars.records.map((r) => r.actionType))].sort();
-
-  async function scoreQuery(q: QueryInput, o: ScoreOptions = {}, decodeMs = 0): Promise<ScoreResult> {
-    const t0 = performance.now() - decodeMs;
-    if (q.frames.length !== m.frames) {
-      throw new McoreError(
-        'E_INPUT',
-        `the query has ${q.frames.length} frames but the bundle's model takes T = ${m.frames}; sample the clip with readQueryInput or score()`,
-      );
-    }
-    const requested = o.exemplars ?? 10;
-    const seed = o.seed ?? 0;
-    const { chosen, pool } = chooseExemplars(b.exemplars.records, {
-      actionType: o.actionType,
-      count: requested,
-      seed,
-    });
-    const warnings = [...q.warnings];
-    if (chosen.length < requested) {
-      const where = o.actionType === undefined ? 'the bank' : `action type '${o.actionType}'`;
-      warnings.push(`only ${chosen.length} exemplar(s) of ${where} in the bundle (asked for ${requested})`);
-    }
-    const input = toModelInput(q.frames, m.transform);
-    const enc = await encoder.encode(input, 1);
-    o.onProgress?.({ kind: 'step', step: 'backbone', ms: enc.timings.backboneMs });
-    o.onProgress?.({ kind: 'step', step: 'segmenter', ms: enc.timings.segmenterMs });
-    o.onProgress?.({ kind: 'step', step: 'pool', ms: enc.timings.poolMs });
-    const M = chosen.length;
-    const qTokens = new Float32Array(M * per);
-    const eTokens = new Float32Array(M * per);
-    chosen.forEach((row, i) => {
-      qTokens.set(enc.tokens, i * per);
-      eTokens.set(b.exemplars.tokens.subarray(row * per, (row + 1) * per), i * per);
-    });
-    const t1 = performance.now();
-    const out = await run(scorer, {
-      q_tokens: { data: qTokens, dims: [M, K * L, D] },
-      e_tokens: { data: eTokens, dims: [M, K * L, D] },
-    });
-    const scorerMs = performance.now() - t1;
-    o.onProgress?.({ kind: 'step', step: 'scorer', ms: scorerMs });
-    const delta = out.delta.data;
-    const tokenDelta = out[TOKEN_DELTA].data;
-    const scale = m.scoreScale;
-    const exemplars: ExemplarUse[] = chosen.map((row, i) => {
-      const r = b.exemplars.records[row];
-      const d = delta[i] * scale;
-      return { key: r.key, actionType: r.actionType, score: r.score, delta: d, predicted: r.score + d };
-    });
-    const perStage: StageComparison[] = m.stageNames.map((stage, s) => {
-      const deltas = exemplars.map((e, i) => {
-        let sum = 0;
-        for (let j = 0; j < L; j++) sum += tokenDelta[i * K * L + s * L + j];
-        return { exemplar: e.key, delta: (sum / L) * scale };
-      });
-      return { stage, deltas, mean: deltas.reduce((a, x) => a + x.delta, 0) / M };
-    });
-    const score = exemplars.reduce((a, e) => a + e.score + e.delta, 0) / M;
-    const meanDelta = exemplars.reduce((a, e) => a + e.delta, 0) / M;
-    const transitions = enc.transitions[0];
-    const result: ScoreResult = {
-      score,
-      delta: meanDelta,
-      input: {
-        path: q.path,
-        kind: q.kind,
-        sourceFrames: q.sourceFrames,
-        ...(q.fps !== undefined ? { fps: q.fps } : {}),
-        sampled: q.indices,
-      },
-      transitions,
-      stages: stageRanges(q, transitions, m.stageNames),
-      perStage,
-      exemplars,
-      protocol: {
-        ...(o.actionType !== undefined ? { actionType: o.actionType } : {}),
-        pool,
-        requested,
-        seed,
-      },
-      warnings,
-      timings: {
-        decodeMs,
-        backboneMs: enc.timings.backboneMs,
-        segmenterMs: enc.timings.segmenterMs,
-        poolMs: enc.timings.poolMs,
-        scorerMs,
-        totalMs: performance.now() - t0,
-      },
-    };
-    if (o.keepFrames) result.frames = q.frames;
-    return result;
-  }
-
+  const m = b.manifest;
   return {
     dir: b.dir,
     manifest: m,
     exemplars: b.exemplars,
-    actionTypes,
-    scoreQuery,
+    actionTypes: core.actionTypes,
+    scoreQuery: core.scoreQuery,
     async score(input: string, o: ScoreOptions = {}): Promise<ScoreResult> {
       // Options are checked before the (slow) decoding.
-      chooseExemplars(b.exemplars.records, {
-        actionType: o.actionType,
-        count: o.exemplars ?? 10,
-        seed: o.seed ?? 0,
-      });
+      core.checkOptions(o);
       const t0 = performance.now();
       const q = await readQueryInput(input, {
         count: m.frames,
@@ -318,15 +102,11 @@ export async function loadBundle(dir: string, opts: { threads?: number } = {}): 
       });
       const decodeMs = performance.now() - t0;
       o.onProgress?.({ kind: 'step', step: 'decode', ms: decodeMs });
-      return scoreQuery(q, o, decodeMs);
+      return core.scoreQuery(q, o, decodeMs);
     },
-    async dispose() {
-      await encoder.dispose();
-      await dispose(scorer);
-    },
+    dispose: core.dispose,
   };
 }
-
 /**
  * Scores one video file or frame folder with a bundle: an open one (`bundle`, kept open) or a folder
  * (`bundleDir`, opened and closed around this call). Returns plain data (see ScoreResult).

@@ -7,8 +7,7 @@ import { appendFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import { type RunConfig, resolveConfig } from '../config.ts';
-import { featureSource, frameSource, type SampledClip, sampleClips } from '../data/clips.ts';
-import { DEFAULT_FEATURE_CACHE, ensureFeatures } from '../data/feature-cache.ts';
+import { type ClipSource, featureSource, frameSource, type SampledClip, sampleClips } from '../data/clips.ts';
 import { absoluteDatasetSpec, openDataset, runGeometry } from '../data/open.ts';
 import type { StagedDataset } from '../data/types.ts';
 import { McoreError } from '../errors.ts';
@@ -23,9 +22,10 @@ import { loadWeights } from '../model/weights.ts';
 import { createRng } from '../rng.ts';
 import { createAdamState, disposeAdamState } from './adam.ts';
 import { type CheckpointInfo, loadCheckpoint, readCheckpointInfo, saveCheckpoint } from './checkpoint.ts';
+import { DEFAULT_FEATURE_CACHE, ensureFeatures } from './feature-cache.ts';
 import type { Method } from './method.ts';
 import { type ExplicitStageSettings, stagesFromDataset } from './stages.ts';
-import { type ClipSource, type TrainEvent, type TrainOptions, type TrainState, train } from './trainer.ts';
+import { type TrainEvent, type TrainOptions, type TrainState, train } from './trainer.ts';
 
 /** What a run records besides the weights: enough to rebuild model and data. */
 export interface RunRecord {
@@ -122,7 +122,7 @@ export async function readRunRecord(
 /**
  * Opens the dataset and the input source of a run: frames (read and cropped with the dataset's run
  * geometry, src/data/open.ts), or for head-only runs the backbone features from the on-disk feature
- * cache (src/data/feature-cache.ts), computed there once and reused by later and resumed runs.
+ * cache (src/train/feature-cache.ts), computed there once and reused by later and resumed runs.
  */
 export async function openRunData(record: RunRecord, opts: OpenRunDataOptions = {}): Promise<RunData> {
   const cfg = record.config;

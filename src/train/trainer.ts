@@ -5,28 +5,12 @@
  * same batches and, with the saved optimizer state, ends with the same weights.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { ClipRecord, ClipSource } from '../data/clips.ts';
 import { ExemplarIndex } from '../data/sampling.ts';
 import { namedGrads, type ParamSpecs, type Params } from '../model/params.ts';
 import { createRng, type Rng, shuffled } from '../rng.ts';
 import { type AdamConfig, type AdamState, adamStep, createAdamState } from './adam.ts';
 import type { Method } from './method.ts';
-
-/** A training clip: its key, action type, score and ground-truth transitions on the sampled frames. */
-export interface ClipRecord {
-  key: string;
-  actionType: string;
-  score: number;
-  transitions: number[];
-  /** Hidden stage qualities (synthetic data only; see ClipInfo.stageQualities). */
-  stageQualities?: number[];
-}
-
-/** Where training inputs come from: cached features (head-only) or decoded frames (end to end). */
-export interface ClipSource {
-  clips: ClipRecord[];
-  /** Input [V, ...] for `keys` in order; `augment` only in training. */
-  load(keys: string[], opts: { augment: boolean; rng: Rng }): Promise<tf.Tensor>;
-}
 
 export type TrainEvent =
   | { kind: 'step'; epoch: number; step: number; steps: number; loss: number; terms: Record<string, number> }

@@ -91,9 +91,7 @@ describe.skipIf(!hasData)(`mcore data check finediving (skipped when ${annDir} i
   it('without frames: exits 1 and reports all 3000 clips missing, with the summary', async () => {
     const root = path.join(tmp, 'empty');
     await mkdir(root);
-    const t0 = performance.now();
     const r = await mcore(...checkFineDiving(root, annDir, '--limit', '2'));
-    expect(performance.now() - t0).toBeLessThan(15000);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe('');
     const lines = r.stdout.split('\n');

@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,7 +6,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../../src/backend.ts';
 import { resolveConfig } from '../../src/config.ts';
 import { sampleClips } from '../../src/data/clips.ts';
-import { clipFeatureFile, DEFAULT_FEATURE_CACHE } from '../../src/data/feature-cache.ts';
 import { sampleFineDiving } from '../../src/data/finediving.ts';
 import {
   type FineDivingAnnotations,
@@ -18,8 +16,8 @@ import { initParams } from '../../src/model/params.ts';
 import { backboneSpecs } from '../../src/model/regnet.ts';
 import { saveWeights } from '../../src/model/weights.ts';
 import { createRng } from '../../src/rng.ts';
-import type { Run } from '../helpers/cli.ts';
-import { repoRoot } from '../helpers/cli.ts';
+import { clipFeatureFile, DEFAULT_FEATURE_CACHE } from '../../src/train/feature-cache.ts';
+import { mcoreIn } from '../helpers/cli.ts';
 import {
   buildFixture,
   FIXTURE_KEYS,
@@ -27,21 +25,6 @@ import {
   fineDivingAnnotationsDir,
   hasFineDivingAnnotations,
 } from '../helpers/finediving-fixture.ts';
-
-/** Runs bin/mcore.js with `cwd` as the current directory (so the default cache lands there). */
-function mcoreIn(cwd: string, ...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [path.join(repoRoot, 'bin/mcore.js'), ...args],
-      { cwd, env: { ...process.env, CI: '1' } },
-      (err, stdout, stderr) => {
-        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
 
 describe('finediving dataset specs', () => {
   it('parses root, annotations, keys and stages; rejects the rest with the fix', () => {
@@ -125,8 +108,15 @@ describe.skipIf(!hasFineDivingAnnotations)(
     });
 
     it('computes the features into ./.cache/mcore/features, then trains one head-only epoch from them', async () => {
-      const sets = ['model.frames=8', 'train.batchPairs=2'].flatMap((s) => ['--set', s]);
+      // Real data defaults to the paper's model; this fixture's backbone is the tiny one.
+      const sets = ['variant=mcore-tiny', 'model.frames=8', 'train.batchPairs=2'].flatMap((s) => [
+        '--set',
+        s,
+      ]);
       const f = await mcoreIn(tmp, 'features', '--dataset', spec, '--backbone', weights, ...sets);
+      expect(f.stderr.split('\n')[0]).toMatch(
+        /^model mcore-tiny: 8 frames of 32x32 px, 3 stages \(finediving data;/,
+      );
       expect(f.stderr).toMatch(/features 6\/6/);
       expect(f.code).toBe(0);
       expect(f.stdout).toMatch(/features of 6 clips \(8 x 32 float32 each\): computed 6, reused 0/);

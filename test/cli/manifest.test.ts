@@ -52,7 +52,9 @@ describe('manifests a new user gets right first time', () => {
     expect(check.stdout).toContain('problems     none');
 
     const out = path.join(dir, 'run4');
-    const sets = ['model.frames=32', 'train.epochs=1', 'train.batchPairs=8'].flatMap((s) => ['--set', s]);
+    const sets = ['variant=mcore-tiny', 'model.frames=32', 'train.epochs=1', 'train.batchPairs=8'].flatMap(
+      (s) => ['--set', s],
+    );
     const t = await mcore('train', '--dataset', csv, '--out', out, ...sets);
     expect(t.code, t.stderr).toBe(0);
     const info = JSON.parse(await readFile(path.join(out, 'checkpoint.json'), 'utf8'));

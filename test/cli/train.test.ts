@@ -17,13 +17,13 @@ describe('mcore train / eval / demo arguments', () => {
         /loss\.contrastive/,
       ],
       [['eval', '--run', '/nonexistent/run'], /no checkpoint found; train first/],
-      [['eval', '--run', '/tmp', '--exemplars', '0'], /--exemplars must be a positive integer/],
+      [['eval', '--run', '/tmp', '--exemplars', '0'], /--exemplars must be an integer >= 1, got '0'/],
       [
         ['train', '--dataset', 'synthdive', '--out', '/tmp/x', '--frame-cache', '0'],
         /--frame-cache must be a positive/,
       ],
       [['eval', '--run', '/tmp', '--backend', 'gpu'], /--backend must be wasm or cpu, got 'gpu'/],
-      [['demo', '--seed', '-1'], /--seed must be a non-negative integer/],
+      [['demo', '--seed', '-1'], /--seed must be an integer >= 0, got '-1'/],
       [['frobnicate'], /unknown command 'frobnicate'/],
       [['data', 'export', 'synthdive', '--out', '/tmp/x', '--split', 'val'], /--split must be train or test/],
     ];
@@ -157,9 +157,13 @@ describe('mcore train / eval / demo arguments', () => {
     const elsewhere = await mkdtemp(path.join(os.tmpdir(), 'mcore-cli-elsewhere-'));
     const x = await mcore('data', 'export', 'synthdive:seed=6,clips=40,size=32', '--out', data);
     expect(x.code, x.stderr).toBe(0);
-    const sets = ['model.frames=8', 'train.epochs=1', 'train.batchPairs=8', 'model.decoder.layers=1'].flatMap(
-      (s) => ['--set', s],
-    );
+    const sets = [
+      'variant=mcore-tiny',
+      'model.frames=8',
+      'train.epochs=1',
+      'train.batchPairs=8',
+      'model.decoder.layers=1',
+    ].flatMap((s) => ['--set', s]);
     // Relative dataset, output and cache paths, resolved in `data`.
     const t = await mcoreIn(data, 'train', '--dataset', 'manifest.json', '--out', 'run', ...sets);
     expect(t.code, t.stderr).toBe(0);
@@ -235,6 +239,10 @@ describe('mcore train / eval / demo arguments', () => {
       'loss.qualityWeight=1',
     );
     expect(q.code).toBe(2);
+    // Real data without a variant: the paper's model, said first.
+    expect(q.stderr.split('\n')[0]).toMatch(
+      /^model mcore-regnety002: 96 frames of 112x112 px, 3 stages \(manifest data;/,
+    );
     expect(q.stderr).toMatch(
       /loss\.qualityWeight=1 needs the hidden stage qualities .*\(only SynthDive has them\); set loss\.qualityWeight=0/,
     );

@@ -274,12 +274,10 @@ describe.skipIf(!hasData)(`FineDiving on real annotations (skipped when ${dataDi
     });
   });
 
-  it('an empty root reports every clip missing, quickly', async () => {
+  it('an empty root reports every clip missing', async () => {
     const root = await tmpDir();
     const ds = await openFineDiving({ root, annotations: ann });
-    const t0 = performance.now();
     const problems = await validateFineDivingLayout(ds, { checkImages: true });
-    expect(performance.now() - t0).toBeLessThan(2000);
     expect(problems.length).toBe(3000);
     expect(problems.every((p) => p.kind === 'missing-video-folder')).toBe(true);
     expect(problems[0]).toEqual({

@@ -4,7 +4,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listFrameFolder, readImage, writeJpeg, writePng } from '../../src/data/images.ts';
 import type { Frame } from '../../src/data/types.ts';
-import { decodeFrames, encodeMp4, ffmpegPath, probeVideo, VideoClipCache } from '../../src/data/video.ts';
+import {
+  decodeFrames,
+  decoderId,
+  encodeMp4,
+  ffmpegPath,
+  probeVideo,
+  VideoClipCache,
+} from '../../src/data/video.ts';
 import { expectMcoreRejection } from '../helpers/errors.ts';
 import { grey, mean } from '../helpers/frames.ts';
 
@@ -38,8 +45,33 @@ afterAll(async () => {
 });
 
 describe('ffmpeg', () => {
-  it('finds a runnable binary (PATH first, else @ffmpeg-installer/ffmpeg)', async () => {
-    expect((await stat(ffmpegPath())).isFile()).toBe(true);
+  it('uses the pinned @ffmpeg-installer binary by default; MCORE_FFMPEG picks another, and names it in the key', async () => {
+    const saved = process.env.MCORE_FFMPEG;
+    try {
+      delete process.env.MCORE_FFMPEG;
+      const pinned = ffmpegPath();
+      expect(pinned).toMatch(/@ffmpeg-installer/);
+      expect((await stat(pinned)).isFile()).toBe(true);
+      expect(decoderId()).toMatch(/^ffmpeg \S+$/);
+      expect(decoderId()).not.toBe('ffmpeg unknown');
+      // A path: that binary.
+      process.env.MCORE_FFMPEG = pinned;
+      expect(ffmpegPath()).toBe(pinned);
+      process.env.MCORE_FFMPEG = join(dir, 'no-such-ffmpeg');
+      expect(() => ffmpegPath()).toThrow(/MCORE_FFMPEG=.*no-such-ffmpeg: no such file/);
+      // 'system' searches PATH only.
+      process.env.MCORE_FFMPEG = 'system';
+      const path0 = process.env.PATH;
+      process.env.PATH = dir;
+      try {
+        expect(() => ffmpegPath()).toThrow(/MCORE_FFMPEG=system but no ffmpeg on PATH/);
+      } finally {
+        process.env.PATH = path0;
+      }
+    } finally {
+      if (saved === undefined) delete process.env.MCORE_FFMPEG;
+      else process.env.MCORE_FFMPEG = saved;
+    }
   });
 
   it('probes frame count, fps, duration and size', async () => {

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../../src/backend.ts';
+import type { ClipRecord } from '../../src/data/clips.ts';
 import { evaluate } from '../../src/eval/evaluate.ts';
 import { withinTypeSrcc } from '../../src/eval/metrics.ts';
 import {
@@ -13,7 +14,6 @@ import {
 import { fitRidgeCV } from '../../src/eval/ridge.ts';
 import { createRng } from '../../src/rng.ts';
 import type { Method } from '../../src/train/method.ts';
-import type { ClipRecord } from '../../src/train/trainer.ts';
 import { expectMcoreError } from '../helpers/errors.ts';
 
 beforeAll(async () => {

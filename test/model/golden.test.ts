@@ -23,8 +23,9 @@ import { mcoreForward, mcoreSpecs } from '../../src/model/mcore.ts';
 import { disposeParams, namedGrads, type ParamSpecs, type Params } from '../../src/model/params.ts';
 import { backboneForward, backboneSpecs } from '../../src/model/regnet.ts';
 import { regressorForward } from '../../src/model/regressor.ts';
-import { decodeTransitions, segmenterForward } from '../../src/model/segmenter.ts';
+import { segmenterForward } from '../../src/model/segmenter.ts';
 import { stagePool } from '../../src/model/stage-pool.ts';
+import { decodeTransitions } from '../../src/model/transitions.ts';
 import { loadWeights, toTorchLayout } from '../../src/model/weights.ts';
 
 const GOLDEN = path.join(import.meta.dirname, '..', 'fixtures', 'golden');

@@ -3,7 +3,7 @@
  * test/fixtures/reference (bench/peer/make_reference_pth.py: the PyTorch peer's math under the reference's
  * module names, random weights, tiny config) are read, renamed and run through mcore's tfjs forward; the
  * outputs must match PyTorch's (float64 on the float32 weights) within 1e-4 x max(1, |expected|). Then
- * `mcore import` (src/cli/import.ts) writes a weights file and a scoring bundle from them, and the
+ * `mcore import` (src/verbs/import.ts) writes a weights file and a scoring bundle from them, and the
  * bundle's ONNX graphs must reproduce PyTorch's features and transitions too.
  *
  * Input frames (torch layout (V, T, 3, H, W), f = frame over all videos):
@@ -15,12 +15,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../../src/backend.ts';
-import {
-  formatImport,
-  groupNames,
-  importCheckpoint,
-  referenceBundleTransform,
-} from '../../src/cli/import.ts';
+import { formatImport } from '../../src/cli/import.ts';
 import { readSafetensors, type SafeTensor } from '../../src/io/safetensors.ts';
 import {
   type FlatStateDict,
@@ -35,7 +30,8 @@ import { disposeParams, type Params } from '../../src/model/params.ts';
 import { backboneForward } from '../../src/model/regnet.ts';
 import { loadWeights } from '../../src/model/weights.ts';
 import { readBundle } from '../../src/score/bundle.ts';
-import { createVideoEncoder } from '../../src/score/encode.ts';
+import { createVideoEncoder } from '../../src/score/sessions.ts';
+import { groupNames, importCheckpoint, referenceBundleTransform } from '../../src/verbs/import.ts';
 import { expectMcoreError } from '../helpers/errors.ts';
 
 const expectWeightsError = (fn: () => unknown, ...parts: (string | RegExp)[]) =>
@@ -265,7 +261,7 @@ describe("timm's RegNetY state dict (no prefix, no GSM, head.fc)", () => {
   });
 });
 
-describe('mcore import (src/cli/import.ts)', () => {
+describe('mcore import (src/verbs/import.ts)', () => {
   it('writes the weights as safetensors with a JSON sidecar', async () => {
     const out = path.join(dir, 'ref.safetensors');
     const s = await importCheckpoint(REFERENCE_PTH, { out, model: cfg });

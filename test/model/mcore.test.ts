@@ -8,8 +8,8 @@ import { mcoreForward, mcoreSpecs } from '../../src/model/mcore.ts';
 import { countParams, disposeParams, initParams, type Params } from '../../src/model/params.ts';
 import { regnetBlocks } from '../../src/model/regnet.ts';
 import { regressorForward } from '../../src/model/regressor.ts';
-import { decodeTransitions } from '../../src/model/segmenter.ts';
 import { stagePool } from '../../src/model/stage-pool.ts';
+import { decodeTransitions } from '../../src/model/transitions.ts';
 import { createRng } from '../../src/rng.ts';
 
 const cfg = modelConfig('mcore-tiny'); // D = 32, T = 16, K = 3, L = 5, 1 decoder layer of 4 heads

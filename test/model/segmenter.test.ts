@@ -3,7 +3,8 @@ import { tf, useBackend } from '../../src/backend.ts';
 import { modelConfig } from '../../src/model/config.ts';
 import { biGruForward } from '../../src/model/gru.ts';
 import { countParams, disposeParams, initParams } from '../../src/model/params.ts';
-import { decodeTransitions, segmenterForward, segmenterSpecs } from '../../src/model/segmenter.ts';
+import { segmenterForward, segmenterSpecs } from '../../src/model/segmenter.ts';
+import { decodeTransitions } from '../../src/model/transitions.ts';
 import { createRng } from '../../src/rng.ts';
 
 beforeAll(async () => {

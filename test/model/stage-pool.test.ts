@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf, useBackend } from '../../src/backend.ts';
 import { McoreError } from '../../src/errors.ts';
-import { interpolationMatrix, stagePool } from '../../src/model/stage-pool.ts';
+import { interpolationMatrix } from '../../src/model/interpolation.ts';
+import { stagePool } from '../../src/model/stage-pool.ts';
 
 beforeAll(async () => {
   await useBackend('wasm');

@@ -3,10 +3,11 @@
  * and as an MP4 in ONNX Runtime, and check against the tfjs pipeline (mcoreMethod encode + predict) on
  * the same frames with the same exemplars.
  */
-import { cp, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../../src/backend.ts';
 import { resolveConfig } from '../../src/config.ts';
@@ -18,6 +19,14 @@ import type { Frame } from '../../src/data/types.ts';
 import { disposeParams, type Params } from '../../src/model/params.ts';
 import { loadWeights } from '../../src/model/weights.ts';
 import { createRng } from '../../src/rng.ts';
+import {
+  BUNDLE_FILES,
+  createScoringCore,
+  parseExemplarBank,
+  parseManifest,
+  sampleIndices,
+  wrapSession,
+} from '../../src/score/core.ts';
 import { exportRunBundle } from '../../src/score/export.ts';
 import { readQueryInput } from '../../src/score/input.ts';
 import { renderReport } from '../../src/score/report.ts';
@@ -175,6 +184,42 @@ describe('score in ONNX Runtime', () => {
     const again = await bundle.score(folder, { exemplars: 10, seed: 3 });
     expect(again.exemplars.map((e) => e.key)).toEqual(r.exemplars.map((e) => e.key));
     expect(again.score).toBe(r.score);
+  });
+
+  it('the runtime-neutral core over sessions opened from bytes scores exactly as loadBundle', async () => {
+    const file = (name: string) => readFile(path.join(bundleDir, name));
+    const manifest = parseManifest((await file(BUNDLE_FILES.manifest)).toString('utf8'), 'manifest.json');
+    const exemplars = parseExemplarBank(
+      (await file(BUNDLE_FILES.exemplarIndex)).toString('utf8'),
+      await file(BUNDLE_FILES.exemplarTokens),
+      manifest,
+      { index: 'exemplars.json', tokens: 'exemplars.safetensors' },
+    );
+    const open = async (name: string) =>
+      wrapSession(await ort.InferenceSession.create(await file(name)), ort.Tensor);
+    const core = createScoringCore({
+      manifest,
+      exemplars,
+      sessions: {
+        backbone: await open(BUNDLE_FILES.backbone),
+        segmenter: await open(BUNDLE_FILES.segmenter),
+        scorer: await open(BUNDLE_FILES.scorer),
+      },
+    });
+    try {
+      const q = await readQueryInput(folder, { count: T, width: S, height: S, fit: 'squeeze' });
+      // The browser samples the same source frames.
+      expect(q.indices).toEqual(sampleIndices(0, q.sourceFrames - 1, T));
+      const viaCore = await core.scoreQuery(q, { exemplars: 7, seed: 5 });
+      const viaNode = await bundle.score(folder, { exemplars: 7, seed: 5 });
+      expect(viaCore.transitions).toEqual(viaNode.transitions);
+      expect(viaCore.exemplars).toEqual(viaNode.exemplars);
+      expect(Math.abs(viaCore.score - viaNode.score)).toBeLessThan(1e-6);
+      expect(viaCore.perStage).toEqual(viaNode.perStage);
+      expect(() => core.checkOptions({ actionType: 'no-such-type' })).toThrow(/has no exemplars/);
+    } finally {
+      await core.dispose();
+    }
   });
 
   it('an MP4 of the clip scores as the tfjs pipeline does, with exemplars of its action type', async () => {

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../../src/backend.ts';
 import { resolveConfig } from '../../src/config.ts';
+import type { ClipRecord } from '../../src/data/clips.ts';
 import { evaluate } from '../../src/eval/evaluate.ts';
 import { readSafetensors } from '../../src/io/safetensors.ts';
 import { equalTransitions, mcoreMethod } from '../../src/methods/mcore.ts';
@@ -13,7 +14,7 @@ import { createRng } from '../../src/rng.ts';
 import { createAdamState, DEFAULT_ADAM } from '../../src/train/adam.ts';
 import { readCheckpointInfo } from '../../src/train/checkpoint.ts';
 import { type RunRecord, trainRun } from '../../src/train/run.ts';
-import { type ClipRecord, trainStep } from '../../src/train/trainer.ts';
+import { trainStep } from '../../src/train/trainer.ts';
 
 beforeAll(async () => {
   await useBackend('wasm');

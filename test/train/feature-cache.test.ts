@@ -7,19 +7,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../../src/backend.ts';
 import { type RunConfig, resolveConfig } from '../../src/config.ts';
 import { frameSource, type SampledClip, sampleClips } from '../../src/data/clips.ts';
+import { openDataset, runGeometry } from '../../src/data/open.ts';
+import type { StagedDataset } from '../../src/data/types.ts';
+import { decoderId } from '../../src/data/video.ts';
+import { initParams } from '../../src/model/params.ts';
+import { backboneSpecs } from '../../src/model/regnet.ts';
+import { loadWeights, saveWeights } from '../../src/model/weights.ts';
+import { createRng } from '../../src/rng.ts';
 import {
   clipFeatureFile,
   ensureFeatures,
   type FeatureCacheResult,
   featureCacheKey,
   featureKeyMaterial,
-} from '../../src/data/feature-cache.ts';
-import { openDataset, runGeometry } from '../../src/data/open.ts';
-import type { StagedDataset } from '../../src/data/types.ts';
-import { initParams } from '../../src/model/params.ts';
-import { backboneSpecs } from '../../src/model/regnet.ts';
-import { loadWeights, saveWeights } from '../../src/model/weights.ts';
-import { createRng } from '../../src/rng.ts';
+} from '../../src/train/feature-cache.ts';
 import { extractFeatures } from '../../src/train/features.ts';
 
 const SPEC = 'synthdive:seed=1,clips=24,size=32';
@@ -81,7 +82,7 @@ describe('featureCacheKey', () => {
     const canonical =
       '{"backbone":{"depths":[1,1,1,1],"groupWidth":8,"gsm":true,"seRatio":0.25,"stemWidth":8,"widths":[8,16,24,32]},' +
       '"backboneSha256":"ab","dataset":"synthdive","format":"mcore-features/1","frames":8,"imageSize":32,' +
-      '"transform":{"crop":32,"flipProb":0.5,"train":false},"videoScaler":"area"}';
+      `"transform":{"crop":32,"flipProb":0.5,"train":false},"videoDecoder":"${decoderId()}","videoScaler":"area"}`;
     expect(featureCacheKey(m)).toBe(sha256(canonical).slice(0, 32));
     // Key order does not matter; every field does.
     const reordered = Object.fromEntries(Object.entries(m).reverse()) as typeof m;
@@ -94,8 +95,9 @@ describe('featureCacheKey', () => {
       featureCacheKey({ ...m, backboneSha256: 'ac' }),
       featureCacheKey({ ...m, transform: { ...m.transform, resize: { width: 32, height: 57 } } }),
       featureCacheKey({ ...m, videoScaler: 'bicubic' }),
+      featureCacheKey({ ...m, videoDecoder: 'ffmpeg 6.1.1' }),
     ]);
-    expect(keys.size).toBe(7);
+    expect(keys.size).toBe(8);
   });
 
   it('names clip files readably and uniquely', () => {

@@ -28,18 +28,18 @@ import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import type { RunConfig } from '../config.ts';
+import { loadSampledFrames, packClips, type SampledClip } from '../data/clips.ts';
+import { runGeometry } from '../data/open.ts';
+import type { ClipTransform } from '../data/transforms.ts';
+import type { Frame, StagedDataset } from '../data/types.ts';
+import { decoderId, SCALER } from '../data/video.ts';
 import { McoreError } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { type BackboneConfig, featureDim } from '../model/config.ts';
 import { disposeParams } from '../model/params.ts';
 import { backboneSpecs } from '../model/regnet.ts';
 import { loadWeights } from '../model/weights.ts';
-import { extractFeatures } from '../train/features.ts';
-import { loadSampledFrames, packClips, type SampledClip } from './clips.ts';
-import { runGeometry } from './open.ts';
-import type { ClipTransform } from './transforms.ts';
-import type { Frame, StagedDataset } from './types.ts';
-import { SCALER } from './video.ts';
+import { extractFeatures } from './features.ts';
 
 /** The default cache folder, relative to the current directory. */
 export const DEFAULT_FEATURE_CACHE = path.join('.cache', 'mcore', 'features');
@@ -64,6 +64,8 @@ export interface FeatureKeyMaterial {
   /** The scaler video frames are resized with (src/data/video.ts); in every key, so that a change of
    * it invalidates the caches of video datasets (and, harmlessly, of the others once). */
   videoScaler: string;
+  /** The video decoder (src/data/video.ts decoderId: the ffmpeg build); in every key, like videoScaler. */
+  videoDecoder: string;
 }
 
 /** The header `<cacheDir>/<key>/features.json`. */
@@ -142,6 +144,7 @@ export function featureKeyMaterial(opts: {
     transform: opts.transform ?? runGeometry(opts.datasetSpec, model.imageSize).transform(false),
     dataset: opts.datasetSpec,
     videoScaler: SCALER,
+    videoDecoder: decoderId(),
   };
 }
 
