@@ -40,7 +40,7 @@ export async function runConfigFor(
   });
   const { frames, imageSize } = config.model;
   log(
-    `model ${config.variant}: ${frames} frames of ${imageSize}x${imageSize} px, ${config.model.stages} stages ` +
+    `model ${config.variant}: ${frames} frames of ${imageSize}x${imageSize} px, stages from the dataset ` +
       `(${kind} data; change with --set variant=... or --set model.frames=...)`,
   );
   return config;

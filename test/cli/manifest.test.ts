@@ -71,9 +71,9 @@ describe('manifests a new user gets right first time', () => {
       'model.stages=3',
     );
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toBe(
-      `mcore: model.stages=3 is set, but ${csv} has 4 stages (take-off, flight, entry, splash); drop model.stages (it is taken from the dataset)\n`,
-    );
+    expect(refused.stderr.split('\n').filter((l) => l.startsWith('mcore:'))).toEqual([
+      `mcore: model.stages=3 is set, but ${csv} has 4 stages (take-off, flight, entry, splash); drop model.stages (it is taken from the dataset)`,
+    ]);
   });
 
   it('data check lists every problem, one a line naming the clip; training lists the first 20 and a count', async () => {
@@ -91,8 +91,8 @@ describe('manifests a new user gets right first time', () => {
 
     const t = await mcore('train', '--dataset', csv, '--out', path.join(dir, 'y'));
     expect(t.code).toBe(2);
-    expect(t.stderr).toMatch(
-      new RegExp(`^mcore: ${csv.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: 25 problems in the manifest:\n`),
+    expect(t.stderr.split('\n').find((l) => l.startsWith('mcore:'))).toBe(
+      `mcore: ${csv}: 25 problems in the manifest:`,
     );
     expect(problemLines(t.stderr)).toEqual(listed.slice(0, 20));
     expect(t.stderr).toContain(`\n... and 5 more (mcore data check ${csv} lists them all)`);

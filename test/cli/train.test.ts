@@ -241,7 +241,7 @@ describe('mcore train / eval / demo arguments', () => {
     expect(q.code).toBe(2);
     // Real data without a variant: the paper's model, said first.
     expect(q.stderr.split('\n')[0]).toMatch(
-      /^model mcore-regnety002: 96 frames of 112x112 px, 3 stages \(manifest data;/,
+      /^model mcore-regnety002: 96 frames of 112x112 px, stages from the dataset \(manifest data;/,
     );
     expect(q.stderr).toMatch(
       /loss\.qualityWeight=1 needs the hidden stage qualities .*\(only SynthDive has them\); set loss\.qualityWeight=0/,
