@@ -17,6 +17,7 @@
  *     the whole video would lose. A model that learned nothing beyond it is not worth its exemplars.
  *
  * Warnings (`honestyWarnings`), each stated with its numbers:
+ *   - within-type SRCC undefined (no action type with 3 test clips): execution ranking is not measured;
  *   - within-type SRCC < WITHIN_TYPE_MIN (0.2): the model barely ranks execution within an action type
  *     (the type-mean predictor scores 0 there);
  *   - SRCC with action types (dn) < type-mean SRCC + TYPE_MEAN_MARGIN (0.05): the ranking may be the
@@ -26,7 +27,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { ClipRecord } from '../data/clips.ts';
 import { McoreError } from '../errors.ts';
-import { rl2, srcc, withinTypeSrcc } from './metrics.ts';
+import { rl2, srcc, WITHIN_TYPE_MIN_CLIPS, withinTypeSrcc } from './metrics.ts';
 import { fitRidgeCV } from './ridge.ts';
 
 /** A model whose within-type SRCC is below this is warned about. */
@@ -217,10 +218,16 @@ const f3 = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
 
 /**
  * Plain-language warnings when a model does not clearly beat the reference points (module doc); none
- * when it does. A metric that is NaN (e.g. no action type with 3 test clips) triggers nothing.
+ * when it does. A NaN SRCC (a test action type without training clips: no dn protocol) triggers
+ * nothing; a NaN within-type SRCC is said (execution ranking is not measured on the split).
  */
 export function honestyWarnings(m: HonestMetrics, refs: ReferencePoints): string[] {
   const out: string[] = [];
+  if (Number.isNaN(m.withinTypeSrcc)) {
+    out.push(
+      `within-type SRCC is undefined: no action type has ${WITHIN_TYPE_MIN_CLIPS} test clips with different scores, so whether the model ranks execution within a type is not measured on this split`,
+    );
+  }
   if (m.withinTypeSrcc < WITHIN_TYPE_MIN) {
     out.push(
       `within-type SRCC ${f3(m.withinTypeSrcc)} < ${WITHIN_TYPE_MIN}: the model barely ranks how well an action was done once its type is known (the type-mean predictor scores 0 here)`,

@@ -163,8 +163,16 @@ describe('honestyWarnings', () => {
     ]);
   });
 
+  it('says when the split cannot measure within-type ranking (no type with 3 test clips)', () => {
+    expect(honestyWarnings({ srccDn: 0.92, srccNoDn: 0.8, withinTypeSrcc: Number.NaN }, refs)).toEqual([
+      'within-type SRCC is undefined: no action type has 3 test clips with different scores, so whether the model ranks execution within a type is not measured on this split',
+    ]);
+  });
+
   it('says nothing about a model that clearly beats both reference points', () => {
     expect(honestyWarnings({ srccDn: 0.92, srccNoDn: 0.8, withinTypeSrcc: 0.5 }, refs)).toEqual([]);
+    // NaN SRCC dn (a test type without training clips) is no warning of its own
+    expect(honestyWarnings({ srccDn: Number.NaN, srccNoDn: 0.8, withinTypeSrcc: 0.5 }, refs)).toEqual([]);
     // exactly at the within-type threshold: no warning
     expect(honestyWarnings({ srccDn: 0.875, srccNoDn: 0.74, withinTypeSrcc: 0.2 }, refs)).toEqual([]);
   });
