@@ -22,6 +22,7 @@ export interface Run {
   stderr: string;
 }
 
+/** `mcore ARGS` run in the repository root. */
 export function mcore(...args: string[]): Promise<Run> {
   return mcoreIn(repoRoot, ...args);
 }
