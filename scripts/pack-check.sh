@@ -36,9 +36,11 @@ console.log(`pack-check: mcore ${VERSION} from plain Node scored ${clip}: ${r.sc
 JS
 node score.mjs
 # The browser page ships built: `mcore serve` from the tarball serves it, the bundle and onnxruntime-web's wasm.
-npx mcore serve --model demo/bundle --port 0 > serve.txt 2>&1 &
+# The installed bin itself (not npx), so that the signal reaches the server.
+./node_modules/.bin/mcore serve --model demo/bundle --port 0 > serve.txt 2>&1 &
 server=$!
-for _ in $(seq 1 100); do grep -q 'serving .* at http' serve.txt && break; sleep 0.1; done
+trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 1 600); do grep -q 'serving .* at http' serve.txt && break; sleep 0.1; done
 url="$(grep -o 'http://[^ ]*' serve.txt | head -1)"
 [ -n "$url" ] || { cat serve.txt; kill "$server"; exit 1; }
 for p in "" bundle/manifest.json ort/ort-wasm-simd-threaded.wasm; do
@@ -46,5 +48,6 @@ for p in "" bundle/manifest.json ort/ort-wasm-simd-threaded.wasm; do
   [ "$code" = 200 ] || { echo "pack-check: GET /$p -> $code"; kill "$server"; exit 1; }
 done
 kill -INT "$server"
-wait "$server" || true
+wait "$server"
+grep -q stopped serve.txt
 echo "pack-check: mcore serve from the tarball served the page, the bundle and onnxruntime-web's wasm at $url"

@@ -89,14 +89,27 @@ export const runConfigSchema = z.strictObject({
   eval: z
     .strictObject({
       exemplars: intIn(1, 10_000).default(10),
-      dn: z.boolean().default(true),
+      /**
+       * The default protocol of `mcore eval`: false = exemplars from the whole training split (the
+       * action type unused), as `mcore score` without --action-type; true = exemplars of the query's
+       * action type ("with dive number", the reference's FineDiving protocol). Eval reports both SRCCs.
+       */
+      dn: z.boolean().default(false),
       batchVideos: intIn(1, 4096).default(16),
     })
-    .default({ exemplars: 10, dn: true, batchVideos: 16 }),
+    .default({ exemplars: 10, dn: false, batchVideos: 16 }),
 });
 
 export type RunConfig = z.infer<typeof runConfigSchema>;
 export type LossConfig = z.infer<typeof lossSchema>;
+
+/**
+ * Default L_tas weight per transition for K stages: the reference's [1, 2] for K = 3 (take-off ->
+ * flight, flight -> entry), else 1 for each of the K-1 transitions.
+ */
+export function defaultTasWeights(K: number): number[] {
+  return K === 3 ? [1, 2] : Array.from({ length: K - 1 }, () => 1);
+}
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -215,6 +228,12 @@ export function resolveConfig(
     );
   }
   input.model = deepMerge(structuredClone(MODEL_VARIANTS[variant]) as ModelConfig, input.model);
+  // loss.tasWeights not given: the default for the model's K (one weight per transition).
+  const stages = (input.model as { stages?: unknown }).stages;
+  const loss = isObject(input.loss) ? input.loss : {};
+  if (loss.tasWeights === undefined && Number.isInteger(stages) && (stages as number) >= 2) {
+    input.loss = { ...loss, tasWeights: defaultTasWeights(stages as number) };
+  }
   const parsed = runConfigSchema.safeParse(input);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ✖ ${i.message} → at ${i.path.join('.') || '(root)'}`);

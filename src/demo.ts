@@ -13,19 +13,20 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 import { type RunConfig, resolveConfig } from './config.ts';
 import { featureSource, frameSource, type SampledClip, sampleClips } from './data/clips.ts';
 import { openSynthDive } from './data/open.ts';
 import type { StagedDataset } from './data/types.ts';
 import { McoreError } from './errors.ts';
 import { type EvalMetrics, type EvalResult, evaluate, type Prediction } from './eval/evaluate.ts';
+import { honestyWarnings, type ReferencePoints, referencePoints } from './eval/reference.ts';
 import { pickTimelineKeys, reportFromDemo, writeReport } from './eval/report.ts';
 import { writeFileAtomic } from './io/atomic.ts';
 import { coreMethod, regressionMethod } from './methods/baselines.ts';
 import { mcoreMethod } from './methods/mcore.ts';
 import { featureDim } from './model/config.ts';
-import { disposeParams, initParams, type Params } from './model/params.ts';
+import { assignParams, disposeParams, initParams, type Params } from './model/params.ts';
 import { backboneSpecs } from './model/regnet.ts';
 import { loadWeights } from './model/weights.ts';
 import { createRng } from './rng.ts';
@@ -51,7 +52,8 @@ export type DemoEvent =
   | { kind: 'phase'; name: string; detail: string }
   | { kind: 'train'; method: string; event: TrainEvent }
   | { kind: 'features'; done: number; total: number }
-  | { kind: 'result'; method: string; metrics: EvalMetrics; seconds: number };
+  | { kind: 'result'; method: string; metrics: EvalMetrics; seconds: number; warnings: string[] }
+  | { kind: 'references'; references: ReferencePoints };
 
 export interface DemoSettings {
   clips: number;
@@ -113,10 +115,20 @@ export interface MethodResult {
   metrics: EvalMetrics;
   history: EpochRecord[];
   seconds: number;
+  /** honestyWarnings against the split's reference points (src/eval/reference.ts). */
+  warnings?: string[];
 }
 
+/** The headline metrics of a method in results.json (AIoU in percent). */
+export type DemoMetrics = Pick<
+  EvalMetrics,
+  'srcc' | 'srccDn' | 'srccNoDn' | 'withinTypeSrcc' | 'rl2' | 'aiou50' | 'aiou75'
+>;
+
 export interface DemoResults {
-  methods: Record<string, { srcc: number; rl2: number; aiou50: number; aiou75: number }>;
+  methods: Record<string, DemoMetrics>;
+  /** The type-mean predictor and the whole-video ridge baseline on the demo's split. */
+  references?: ReferencePoints;
   seed: number;
   config: Record<string, unknown>;
   details: Record<string, MethodResult>;
@@ -183,13 +195,27 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
     detail: `SynthDive seed ${opts.seed}: ${frames.clips.length} train / ${test.length} test clips, ${cfg.model.frames} frames of ${settings.size}x${settings.size}`,
   });
   const pretrained = await loadDemoBackbone(cfg);
+  // Reference points on the same split: what a model must clearly beat (src/eval/reference.ts).
+  const references = await referencePoints(frames.clips, test, {
+    load: (keys) => frames.loadTest(keys),
+    batchVideos: cfg.eval.batchVideos,
+    seed: cfg.train.seed,
+  });
+  opts.onProgress?.({ kind: 'references', references });
 
   const details: Record<string, MethodResult> = {};
   const predictions: Record<string, Prediction[]> = {};
   const report = (name: string, r: { result: EvalResult; history: EpochRecord[]; seconds: number }) => {
-    details[name] = { metrics: r.result.metrics, history: r.history, seconds: r.seconds };
+    const warnings = honestyWarnings(r.result.metrics, references);
+    details[name] = { metrics: r.result.metrics, history: r.history, seconds: r.seconds, warnings };
     predictions[name] = r.result.predictions;
-    opts.onProgress?.({ kind: 'result', method: name, metrics: r.result.metrics, seconds: r.seconds });
+    opts.onProgress?.({
+      kind: 'result',
+      method: name,
+      metrics: r.result.metrics,
+      seconds: r.seconds,
+      warnings,
+    });
   };
 
   // 1-2. End-to-end fine-tuning from the pretrained backbone: MCoRe and its two ablations.
@@ -216,7 +242,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
       name: m.name,
       detail: `${m.name}: end to end, ${settings.e2eEpochs} epochs`,
     });
-    const params = withBackbone(initParams(m.specs, createRng(cfg.train.seed)), pretrained);
+    const params = assignParams(initParams(m.specs, createRng(cfg.train.seed)), pretrained);
     report(m.name, await trainAndEvaluate(m, params, frames, test, cfg, settings.e2eEpochs, opts.onProgress));
     if (m.name === 'mcore') bundleParams = params;
     else disposeParams(params);
@@ -258,11 +284,20 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
 
   const results: DemoResults = {
     methods: Object.fromEntries(
-      Object.entries(details).map(([k, v]) => [
+      Object.entries(details).map(([k, { metrics: m }]) => [
         k,
-        { srcc: v.metrics.srcc, rl2: v.metrics.rl2, aiou50: v.metrics.aiou50, aiou75: v.metrics.aiou75 },
+        {
+          srcc: m.srcc,
+          srccDn: m.srccDn,
+          srccNoDn: m.srccNoDn,
+          withinTypeSrcc: m.withinTypeSrcc,
+          rl2: m.rl2,
+          aiou50: m.aiou50,
+          aiou75: m.aiou75,
+        },
       ]),
     ),
+    references,
     seed: opts.seed,
     config: {
       ...cfg,
@@ -297,18 +332,4 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
     disposeParams(bundleParams);
   }
   return results;
-}
-
-/** Replaces the initial backbone values of `params` with copies of the pretrained ones. */
-function withBackbone(params: Params, pretrained: Params): Params {
-  for (const [name, value] of Object.entries(pretrained)) {
-    const p = params[name];
-    if (p === undefined) continue;
-    if (p instanceof tf.Variable) p.assign(value);
-    else {
-      p.dispose();
-      params[name] = value.clone();
-    }
-  }
-  return params;
 }

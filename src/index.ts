@@ -17,8 +17,10 @@ export type { ClipInfo, Frame, StagedDataset } from './data/types.ts';
 export { type DemoOptions, type DemoResults, runDemo } from './demo.ts';
 export { McoreError, type McoreErrorCode } from './errors.ts';
 export { type EvalResult, evaluate } from './eval/evaluate.ts';
-export { aiou, mse, rl2, srcc, tiou } from './eval/metrics.ts';
+export { aiou, mse, rl2, srcc, tiou, withinTypeSrcc } from './eval/metrics.ts';
+export { honestyWarnings, type ReferencePoints, referencePoints } from './eval/reference.ts';
 export { flattenStateDicts, readTorchCheckpoint } from './io/torch.ts';
+export { METHOD_NAMES, type MethodName } from './methods/registry.ts';
 export { MODEL_VARIANTS, type ModelConfig, modelConfig } from './model/config.ts';
 export { importParams } from './model/import-map.ts';
 export { mcoreForward, mcoreSpecs } from './model/mcore.ts';
@@ -33,7 +35,7 @@ export { mergeResults } from './score/merge.ts';
 export type { BatchLine } from './score/results-file.ts';
 export { loadBundle, score } from './score/scorer.ts';
 export { resolveShard, type Shard } from './score/shard.ts';
-export { evalRun, type RunRecord, trainRun } from './train/run.ts';
+export { type EvalRunResult, evalRun, type RunRecord, trainRun } from './train/run.ts';
 export {
   type ImportCheckpointOptions,
   type ImportSummary,

@@ -1,4 +1,5 @@
 /**
+ * `mcore data check MANIFEST|synthdive[:...]` (src/cli/dataset-check.ts), and
  * `mcore data check finediving --root DIR --annotations DIR [--keys K1,K2] [--images] [--json] [--limit N]`:
  * a summary of the FineDiving annotations (clips per split, action types, score and difficulty
  * distributions, stage lengths, step changes) and every layout problem of the frame folder (see
@@ -22,52 +23,17 @@ import {
 } from '../data/finediving.ts';
 import { openDataset } from '../data/open.ts';
 import { McoreError } from '../errors.ts';
+import { checkDataset } from './dataset-check.ts';
 import { type Bar, createBar } from './progress.ts';
-
-export interface Distribution {
-  n: number;
-  min: number;
-  mean: number;
-  /** Population standard deviation. */
-  sd: number;
-  max: number;
-}
-
-export function distribution(values: readonly number[]): Distribution {
-  const n = values.length;
-  if (n === 0) return { n, min: Number.NaN, mean: Number.NaN, sd: Number.NaN, max: Number.NaN };
-  let sum = 0;
-  let min = Number.POSITIVE_INFINITY;
-  let max = Number.NEGATIVE_INFINITY;
-  for (const v of values) {
-    sum += v;
-    if (v < min) min = v;
-    if (v > max) max = v;
-  }
-  const mean = sum / n;
-  const sd = Math.sqrt(values.reduce((s, v) => s + (v - mean) ** 2, 0) / n);
-  return { n, min, mean, sd, max };
-}
-
-export interface HistogramBin {
-  lo: number;
-  hi: number;
-  count: number;
-}
-
-/** `bins` equal bins over [min, max]; the last bin includes max. */
-export function histogram(values: readonly number[], bins: number): HistogramBin[] {
-  if (values.length === 0) return [];
-  const { min, max } = distribution(values);
-  const width = (max - min) / bins || 1;
-  const out = Array.from({ length: bins }, (_, i) => ({
-    lo: min + i * width,
-    hi: min + (i + 1) * width,
-    count: 0,
-  }));
-  for (const v of values) out[Math.min(bins - 1, Math.floor((v - min) / width))].count++;
-  return out;
-}
+import {
+  type Distribution,
+  distribution,
+  fmt,
+  fmtDist,
+  formatHistogram,
+  type HistogramBin,
+  histogram,
+} from './stats.ts';
 
 export interface FineDivingSummary {
   clips: { total: number; train: number; test: number };
@@ -123,19 +89,6 @@ export function summarizeFineDiving(ds: FineDivingDataset): FineDivingSummary {
     stepChanges,
     warnings: ds.annotations.warnings,
   };
-}
-
-const fmt = (v: number, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : '-');
-const fmtDist = (x: Distribution, d = 2) =>
-  `min ${fmt(x.min, d)}  mean ${fmt(x.mean, d)}  sd ${fmt(x.sd, d)}  max ${fmt(x.max, d)}`;
-
-function formatHistogram(h: readonly HistogramBin[], digits: number): string[] {
-  const most = Math.max(1, ...h.map((b) => b.count));
-  const w = Math.max(...h.map((b) => fmt(b.hi, digits).length));
-  return h.map(
-    (b) =>
-      `  ${fmt(b.lo, digits).padStart(w)}-${fmt(b.hi, digits).padEnd(w)} ${String(b.count).padStart(5)} ${'#'.repeat(Math.round((30 * b.count) / most))}`,
-  );
 }
 
 /** The text report: summary, then problems grouped by kind (first `limit` of each with the count). */
@@ -293,18 +246,38 @@ export function register(program: Command): void {
     });
   data
     .command('check')
-    .description('summarise a dataset and list every layout problem (exit 1 when there are any)')
-    .argument('<dataset>', 'dataset kind: finediving')
-    .requiredOption('--root <dir>', 'frame folder: <video_name>/<instance>/<frame:05d>.jpg')
-    .requiredOption('--annotations <dir>', "FineDiving 'Annotations' folder (the .pkl files)")
-    .option('--keys <list>', 'only these clips, comma-separated video_name/instance keys')
-    .option('--images', 'also decode every frame (slow)')
+    .description(
+      'check a dataset: every problem listed, one a line (exit 1 when there are any), else a summary',
+    )
+    .argument(
+      '<dataset>',
+      "finediving (with --root and --annotations), a manifest (.json/.csv) or 'synthdive[:seed=N,clips=N]'",
+    )
+    .option('--root <dir>', 'finediving: frame folder <video_name>/<instance>/<frame:05d>.jpg')
+    .option('--annotations <dir>', "finediving: the 'Annotations' folder (the .pkl files)")
+    .option('--keys <list>', 'finediving: only these clips, comma-separated video_name/instance keys')
+    .option('--images', 'finediving: also decode every frame (slow)')
     .option('--json', 'print the summary and all problems as JSON')
-    .option('--limit <n>', 'problems shown per kind in the text report', '10')
-    .action(async (dataset: string, opts: CheckOptions) => {
-      if (dataset !== 'finediving') {
-        throw new McoreError('E_INPUT', `unknown dataset '${dataset}' (known: finediving)`);
+    .option('--limit <n>', 'finediving: problems shown per kind in the text report', '10')
+    .action(async (dataset: string, opts: Partial<CheckOptions> & { limit: string }) => {
+      const write = (t: string) => process.stdout.write(t);
+      if (dataset === 'finediving') {
+        if (!opts.root || !opts.annotations) {
+          throw new McoreError(
+            'E_INPUT',
+            `data check finediving needs --root DIR (the frames) and --annotations DIR (the .pkl files)${opts.root ? '' : '; --root is missing'}`,
+          );
+        }
+        exitWith(await checkFineDiving({ ...opts, root: opts.root, annotations: opts.annotations }, write));
+        return;
       }
-      exitWith(await checkFineDiving(opts, (t) => process.stdout.write(t)));
+      const known = /^(synthdive|finediving)(:|$)/.test(dataset) || /\.(json|csv)$/i.test(dataset);
+      if (!known) {
+        throw new McoreError(
+          'E_INPUT',
+          `unknown dataset '${dataset}': give finediving (with --root and --annotations), a manifest file (.json/.csv) or synthdive[:seed=N,clips=N]`,
+        );
+      }
+      exitWith(await checkDataset(dataset, { json: opts.json }, write));
     });
 }

@@ -4,10 +4,18 @@
 import os from 'node:os';
 import type { Command } from 'commander';
 import { useBackend } from '../backend.ts';
-import { runDemo } from '../demo.ts';
+import { type DemoResults, runDemo } from '../demo.ts';
 import { metricsTable } from './format.ts';
 import { intOption } from './options.ts';
 import { type Bar, createBar } from './progress.ts';
+
+/** One `warning: METHOD: ...` line per honesty warning (src/eval/reference.ts), or nothing. */
+export function warningLines(results: Pick<DemoResults, 'details'>): string {
+  const lines = Object.entries(results.details).flatMap(([name, d]) =>
+    (d.warnings ?? []).map((w) => `warning: ${name}: ${w}\n`),
+  );
+  return lines.join('');
+}
 
 export function register(program: Command): void {
   program
@@ -41,12 +49,17 @@ export function register(program: Command): void {
             bar = undefined;
           } else if (e.kind === 'result') {
             err.write(`${e.method}: SRCC ${e.metrics.srcc.toFixed(4)} (${e.seconds.toFixed(0)} s)\n`);
+          } else if (e.kind === 'references') {
+            const { typeMean, ridge } = e.references;
+            err.write(
+              `reference points: type-mean SRCC ${typeMean.srcc.toFixed(4)}, ridge on ${ridge.input} SRCC ${ridge.srcc.toFixed(4)}\n`,
+            );
           }
         },
       });
       const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
       process.stdout.write(
-        `\n${metricsTable(results.methods)}\n\n${results.seconds.toFixed(0)} s on ${os.cpus().length} x ${cpu}; wrote ${o.out}/results.json\n`,
+        `\n${metricsTable(results.methods, results.references)}\n${warningLines(results)}\n${results.seconds.toFixed(0)} s on ${os.cpus().length} x ${cpu}; wrote ${o.out}/results.json\n`,
       );
     });
 }

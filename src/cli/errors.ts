@@ -29,9 +29,21 @@ export const EXIT_CODES: Readonly<Record<McoreErrorCode, number>> = {
 /** Exit code for command-line usage errors (unknown command or option, missing argument). */
 export const USAGE_EXIT_CODE = 2;
 
-/** The one line printed for a known error. */
+/**
+ * The text printed for a known error: one line, except that a list of problems (lines starting with
+ * '✖', e.g. every problem of a manifest or a config) keeps one problem per line.
+ */
 export function formatMcoreError(err: McoreError): string {
-  return `mcore: ${err.message.replace(/\s*\n\s*/g, ' ')}`;
+  const lines: string[] = [];
+  for (const raw of err.message.split('\n')) {
+    const line = raw.trim();
+    if (line === '') continue;
+    const last = lines[lines.length - 1];
+    if (line.startsWith('✖')) lines.push(`  ${line}`);
+    else if (last !== undefined && !last.startsWith('  ✖')) lines[lines.length - 1] = `${last} ${line}`;
+    else lines.push(line);
+  }
+  return `mcore: ${lines.join('\n')}`;
 }
 
 /**

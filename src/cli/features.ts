@@ -15,7 +15,7 @@
 import type { Command } from 'commander';
 import { type BackendName, useBackend } from '../backend.ts';
 import { sampleClips } from '../data/clips.ts';
-import { openDataset, runGeometry } from '../data/open.ts';
+import { absoluteDatasetSpec, openDataset, runGeometry } from '../data/open.ts';
 import { McoreError } from '../errors.ts';
 import { DEFAULT_FEATURE_CACHE, ensureFeatures } from '../train/feature-cache.ts';
 import { backendOption, collect, runConfigFor } from './options.ts';
@@ -56,13 +56,15 @@ export function register(program: Command): void {
           );
         }
         await useBackend(o.backend);
-        const config = await runConfigFor(o.dataset, o);
-        const geometry = runGeometry(o.dataset, config.model.imageSize);
-        const dataset = await openDataset(o.dataset, { width: geometry.width, height: geometry.height });
+        // The spec with absolute paths, as `mcore train` records it: the same cache key from any directory.
+        const spec = absoluteDatasetSpec(o.dataset);
+        const config = await runConfigFor(spec, o);
+        const geometry = runGeometry(spec, config.model.imageSize);
+        const dataset = await openDataset(spec, { width: geometry.width, height: geometry.height });
         const clips = sampleClips(dataset, config.model.frames);
         let bar: Bar | undefined;
         const r = await ensureFeatures({
-          datasetSpec: o.dataset,
+          datasetSpec: spec,
           dataset,
           clips,
           backboneWeights: backbone,

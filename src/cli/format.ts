@@ -19,20 +19,50 @@ export function fmt(x: number, digits = 4): string {
 export interface MetricRow {
   srcc: number;
   rl2: number;
+  /** Percent (0-100). */
   aiou50: number;
   aiou75: number;
+  /** SRCC with / without action types and within-type SRCC (src/eval/evaluate.ts EvalMetrics). */
+  srccDn?: number;
+  srccNoDn?: number;
+  withinTypeSrcc?: number;
 }
 
-/** SRCC / R-l2 x100 / AIoU@0.5 / AIoU@0.75 (x100) per method, as papers print them. */
-export function metricsTable(rows: Record<string, MetricRow>): string {
+/** A reference point's row (src/eval/reference.ts): SRCC, within-type SRCC, R-l2. */
+export interface ReferenceRow {
+  srcc: number;
+  withinTypeSrcc: number;
+  rl2: number;
+}
+
+/**
+ * Per method: SRCC of the chosen protocol, SRCC with action types (dn) and without (no-dn), within-type
+ * SRCC, R-l2 x100, AIoU@0.5 and AIoU@0.75 in percent, as papers print them. Reference points follow as
+ * rows of their own: `typeMean` (uses the action type: its SRCC is "with types") and `ridge` (uses none).
+ */
+export function metricsTable(
+  rows: Record<string, MetricRow>,
+  refs?: { typeMean: ReferenceRow; ridge: ReferenceRow },
+): string {
+  const body = Object.entries(rows).map(([name, m]) => [
+    name,
+    fmt(m.srcc),
+    fmt(m.srccDn ?? Number.NaN),
+    fmt(m.srccNoDn ?? Number.NaN),
+    fmt(m.withinTypeSrcc ?? Number.NaN),
+    fmt(m.rl2 * 100),
+    fmt(m.aiou50, 2),
+    fmt(m.aiou75, 2),
+  ]);
+  if (refs) {
+    const { typeMean: t, ridge: r } = refs;
+    body.push(
+      ['(type-mean)', fmt(t.srcc), fmt(t.srcc), '-', fmt(t.withinTypeSrcc), fmt(t.rl2 * 100), '-', '-'],
+      ['(ridge)', fmt(r.srcc), '-', fmt(r.srcc), fmt(r.withinTypeSrcc), fmt(r.rl2 * 100), '-', '-'],
+    );
+  }
   return table(
-    ['method', 'SRCC', 'R-l2 x100', 'AIoU@0.5', 'AIoU@0.75'],
-    Object.entries(rows).map(([name, m]) => [
-      name,
-      fmt(m.srcc),
-      fmt(m.rl2 * 100),
-      fmt(m.aiou50 * 100, 2),
-      fmt(m.aiou75 * 100, 2),
-    ]),
+    ['method', 'SRCC', 'SRCC dn', 'SRCC no-dn', 'within-type', 'R-l2 x100', 'AIoU@0.5 %', 'AIoU@0.75 %'],
+    body,
   );
 }

@@ -42,7 +42,7 @@ export async function runConfigFor(
   });
   const { frames, imageSize } = config.model;
   log(
-    `model ${config.variant}: ${frames} frames of ${imageSize}x${imageSize} px, ${config.model.stages} stages ` +
+    `model ${config.variant}: ${frames} frames of ${imageSize}x${imageSize} px, stages from the dataset ` +
       `(${kind} data; change with --set variant=... or --set model.frames=...)`,
   );
   return config;
@@ -93,3 +93,8 @@ export function parseBackend(value: string): BackendName {
   }
   return value;
 }
+
+/** The default exemplar protocol in words: `mcore eval --help` and `mcore score --help` both state it. */
+export const DEFAULT_PROTOCOL_HELP =
+  'default protocol: exemplars from the whole training split, the action type unused (mcore eval --no-dn, ' +
+  'mcore score without --action-type); --dn / --action-type T: exemplars of the same action type';

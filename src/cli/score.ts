@@ -17,7 +17,7 @@ import { writeReport } from '../score/report.ts';
 import { type LoadedBundle, loadBundle, type ScoreResult } from '../score/scorer.ts';
 import { formatShard, resolveShard } from '../score/shard.ts';
 import { table } from './format.ts';
-import { collect, intOption } from './options.ts';
+import { collect, DEFAULT_PROTOCOL_HELP, intOption } from './options.ts';
 import { type Bar, createBar } from './progress.ts';
 
 function signed(x: number, digits = 3): string {
@@ -138,6 +138,7 @@ export function register(program: Command): void {
       intOption('--shards', 1),
     )
     .option('--jobs <n>', 'batch: inputs in flight (decoding overlaps the model)', intOption('--jobs', 1), 2)
+    .addHelpText('after', `\n${DEFAULT_PROTOCOL_HELP}.`)
     .action(async (inputs: string[], o: ScoreCliOptions) => {
       const batch =
         o.out !== undefined ||

@@ -20,11 +20,18 @@
  * manifest. Absolute frame numbers count decoded frames from the start of a video; in a frame folder
  * they are the numbers in the file names (FineDiving's `00123.jpg`), or positions when names have none.
  * Seconds become frames as round(seconds x fps). A CSV has one clip per row with the same column
- * names; list cells (`judgeScores`, `transitions`) hold numbers separated by spaces or semicolons; stage
- * names come from the `stages` option (default 'stage-1'..'stage-K'), as for a bare JSON array.
+ * names; list cells (`judgeScores`, `transitions`) hold numbers separated by spaces or semicolons; lines
+ * starting with '#' are comments, and a comment line `# stages: run-up, flight, landing` before the
+ * header names the stages. Without names (a CSV without that line, a bare JSON array) they come from the
+ * `stages` option, else 'stage-1'..'stage-K' with K - 1 the most common number of transitions. The
+ * number of stages K of a run (model.stages) is taken from the dataset (src/train/stages.ts).
+ * A JSON Schema of the manifest, generated from the zod schema below, is docs/manifest.schema.json
+ * (`manifestJsonSchema`; docs/manifest.md explains the format with a worked example).
  *
- * Every problem (schema, missing files, unreadable videos, transitions outside the clip) is collected and
- * thrown once as McoreError('E_DATA_LAYOUT'), one line per problem, naming the row and field.
+ * Every problem (schema, missing files, unreadable videos, transitions outside the clip, NaN in JSON) is
+ * collected; `checkManifest` returns them all, `loadManifestDataset` throws them as one
+ * McoreError('E_DATA_LAYOUT'): the first 20, one a line, each naming the clip (row, key or file) and field,
+ * then how many more there are.
  *
  * Example:
  *   const ds = await loadManifestDataset('data/vaults.json', { width: 112, height: 200 });
@@ -42,26 +49,60 @@ import { type FitMode, frameNumberOf, listFrameFolder, readImage } from './image
 import { type ClipInfo, type Frame, MAX_SCORE, type StagedDataset } from './types.ts';
 import { VideoClipCache } from './video.ts';
 
-const unitSchema = z.enum(['frames', 'seconds']);
+const unitSchema = z
+  .enum(['frames', 'seconds'])
+  .describe('unit of transitions, start and end: frame numbers (default) or seconds');
 
 /** Largest difficulty accepted (scores: MAX_SCORE of ./types.ts). */
 const MAX_DIFFICULTY = 100;
 
 const clipSchema = z
   .strictObject({
-    key: z.string().min(1).optional(),
-    video: z.string().min(1).optional(),
-    frames: z.string().min(1).optional(),
-    score: z.number().min(-MAX_SCORE).max(MAX_SCORE),
-    actionType: z.union([z.string().min(1), z.number().transform(String)]),
-    difficulty: z.number().positive().max(MAX_DIFFICULTY).optional(),
-    judgeScores: z.array(z.number().min(-MAX_SCORE).max(MAX_SCORE)).optional(),
-    transitions: z.array(z.number().nonnegative()),
+    key: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('unique clip key (default: the video or frames path without extension)'),
+    video: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('video file, relative to the manifest (give video or frames)'),
+    frames: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('folder of jpg/png frames in name order, relative to the manifest (give video or frames)'),
+    score: z.number().min(-MAX_SCORE).max(MAX_SCORE).describe('the final score the model learns to predict'),
+    actionType: z
+      .union([z.string().min(1), z.number().transform(String)])
+      .describe('action type (dive number, vault name): exemplars are compared within a type'),
+    difficulty: z
+      .number()
+      .positive()
+      .max(MAX_DIFFICULTY)
+      .optional()
+      .describe('degree of difficulty (default 1)'),
+    judgeScores: z
+      .array(z.number().min(-MAX_SCORE).max(MAX_SCORE))
+      .optional()
+      .describe("each judge's score, in panel order"),
+    transitions: z
+      .array(z.number().nonnegative())
+      .describe('K-1 frame numbers (or seconds) where stages 2..K begin, strictly increasing'),
     transitionsUnit: unitSchema.optional(),
-    start: z.number().nonnegative().optional(),
-    end: z.number().nonnegative().optional(),
-    fps: z.number().positive().optional(),
-    split: z.enum(['train', 'test']),
+    start: z
+      .number()
+      .nonnegative()
+      .optional()
+      .describe('first frame (or second) of the clip in the source, inclusive'),
+    end: z
+      .number()
+      .nonnegative()
+      .optional()
+      .describe('last frame (or second) of the clip in the source, inclusive'),
+    fps: z.number().positive().optional().describe('frame rate of a frame folder (needed for seconds)'),
+    split: z.enum(['train', 'test']).describe('train: trained on and used as exemplars; test: evaluated'),
   })
   .superRefine((c, ctx) => {
     if ((c.video === undefined) === (c.frames === undefined)) {
@@ -70,15 +111,40 @@ const clipSchema = z
         message: 'give either `video` (a video file) or `frames` (a folder of images), exactly one',
       });
     }
-  });
+  })
+  .meta({ id: 'clip', description: 'one clip: a performed action with its score and stage transitions' });
 
-const manifestSchema = z.strictObject({
-  name: z.string().min(1).optional(),
-  stages: z.array(z.string().min(1)).min(2),
+const topFields = {
+  name: z.string().min(1).optional().describe('dataset name (default: the file name)'),
+  stages: z
+    .array(z.string().min(1))
+    .min(2)
+    .describe('names of the K stages, in order; K = stages.length sets model.stages'),
   transitionsUnit: unitSchema.optional(),
-  fps: z.number().positive().optional(),
-  clips: z.array(z.unknown()).min(1),
-});
+  fps: z.number().positive().optional().describe('frame rate of frame folders (needed for seconds)'),
+};
+
+const manifestSchema = z.strictObject({ ...topFields, clips: z.array(z.unknown()).min(1) });
+
+/** The documented manifest: an object with stages and clips, or a bare array of clips. */
+const manifestFileSchema = z.union([
+  z.strictObject({ ...topFields, clips: z.array(clipSchema).min(1) }),
+  z.array(clipSchema).min(1),
+]);
+
+/**
+ * The JSON Schema (draft 2020-12) of a JSON manifest, generated from the zod schema the loader uses
+ * (input types: `actionType` may be a number). Committed as docs/manifest.schema.json; a test keeps it
+ * equal to this. Not expressible in it: exactly one of `video` and `frames`, and K-1 transitions.
+ */
+export function manifestJsonSchema(): Record<string, unknown> {
+  return {
+    title: 'mcore manifest',
+    description:
+      'A staged-action dataset for mcore: per clip a video or frame folder, score, action type, K-1 stage transitions and split (docs/manifest.md).',
+    ...z.toJSONSchema(manifestFileSchema, { io: 'input', unrepresentable: 'any' }),
+  };
+}
 
 export type ManifestClip = z.output<typeof clipSchema>;
 
@@ -180,21 +246,46 @@ function csvValue(column: string, cell: string): unknown {
   return NUMBER_COLUMNS.has(column) ? num(s) : s;
 }
 
-/** Rows of a CSV manifest; unknown columns are problems of the header. */
-function csvRows(text: string, issues: string[]): Row[] {
-  const [header, ...body] = csvCells(text);
+/** `# stages: a, b, c` (any case, spaces optional): the stage names of a CSV manifest. */
+const STAGES_COMMENT = /^#\s*stages\s*:(.*)$/i;
+
+/**
+ * Rows of a CSV manifest; unknown columns are problems of the header. Lines whose first cell starts with
+ * '#' are comments; `# stages: take-off, flight, entry` (before the header) names the stages.
+ */
+function csvRows(text: string, issues: string[]): { rows: Row[]; stages?: string[] } {
+  const all = csvCells(text);
+  let stages: string[] | undefined;
+  const lines = all.filter(({ line, cells }) => {
+    const first = cells[0].trim();
+    if (!first.startsWith('#')) return true;
+    const m = STAGES_COMMENT.exec(cells.join(',').trim());
+    if (m) {
+      const names = m[1]
+        .split(',')
+        .map((n) => n.trim())
+        .filter((n) => n.length > 0);
+      if (names.length < 2) {
+        issues.push(
+          `line ${line}: '# stages:' needs at least 2 comma-separated stage names, found ${names.length}`,
+        );
+      } else stages = names;
+    }
+    return false;
+  });
+  const [header, ...body] = lines;
   if (!header) {
     issues.push('the CSV file is empty; expected a header row (video or frames, score, actionType, ...)');
-    return [];
+    return { rows: [], stages };
   }
   const columns = header.cells.map((c) => c.trim());
   const unknown = columns.filter((c) => c !== '' && !CLIP_COLUMNS.includes(c));
   if (unknown.length > 0) {
     issues.push(
-      `header (line 1): unknown column(s) ${unknown.join(', ')}; known: ${CLIP_COLUMNS.join(', ')}`,
+      `header (line ${header.line}): unknown column(s) ${unknown.join(', ')}; known: ${CLIP_COLUMNS.join(', ')}`,
     );
   }
-  return body.map(({ line, cells }) => {
+  const rows = body.map(({ line, cells }) => {
     const value: Record<string, unknown> = {};
     columns.forEach((c, i) => {
       if (CLIP_COLUMNS.includes(c) && cells[i] !== undefined && cells[i].trim() !== '') {
@@ -203,6 +294,68 @@ function csvRows(text: string, issues: string[]): Row[] {
     });
     return { label: `line ${line}`, value, issues: [] };
   });
+  return { rows, stages };
+}
+
+/** Stands for a bare NaN / Infinity / -Infinity of a JSON manifest (JSON has none; Python writes them). */
+const NON_FINITE = '\u0000non-finite:';
+
+/**
+ * Replaces the bare NaN, Infinity and -Infinity tokens outside strings (invalid JSON that Python's
+ * json.dump writes) with marker strings, so that the manifest parses and the clip holding them is named.
+ */
+function markNonFinite(text: string): string {
+  let out = '';
+  let i = 0;
+  while (i < text.length) {
+    const ch = text[i];
+    if (ch === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      out += text.slice(i, j + 1);
+      i = j + 1;
+      continue;
+    }
+    const m = /^(-?Infinity|NaN)\b/.exec(text.slice(i, i + 9));
+    if (m) {
+      out += JSON.stringify(NON_FINITE + m[1]);
+      i += m[1].length;
+      continue;
+    }
+    out += ch;
+    i++;
+  }
+  return out;
+}
+
+/** Paths (zod style) of the non-finite markers in a clip entry, with the token each stood for. */
+function nonFiniteFields(value: unknown): { path: (string | number)[]; token: string }[] {
+  const out: { path: (string | number)[]; token: string }[] = [];
+  const walk = (v: unknown, at: (string | number)[]) => {
+    if (typeof v === 'string' && v.startsWith(NON_FINITE))
+      out.push({ path: at, token: v.slice(NON_FINITE.length) });
+    else if (Array.isArray(v)) {
+      for (const [i, x] of v.entries()) walk(x, [...at, i]);
+    } else if (v !== null && typeof v === 'object')
+      for (const [k, x] of Object.entries(v)) walk(x, [...at, k]);
+  };
+  walk(value, []);
+  return out;
+}
+
+/** Problems listed in an error message; the rest are counted (`mcore data check` lists them all). */
+export const MAX_LISTED_PROBLEMS = 20;
+
+/** The most common value (the smallest among equally common ones); undefined for none. */
+function mostCommon(values: readonly number[]): number | undefined {
+  const counts = new Map<number, number>();
+  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
+  let best: number | undefined;
+  for (const [v, n] of counts) {
+    const b = best === undefined ? 0 : counts.get(best)!;
+    if (n > b || (n === b && v < best!)) best = v;
+  }
+  return best;
 }
 
 function zodPath(path: readonly PropertyKey[]): string {
@@ -214,11 +367,50 @@ interface Resolved {
   source: ClipSource;
 }
 
+/** The advice closing a manifest error. */
+const MANIFEST_ADVICE =
+  'Fix these entries and load again. Each clip needs `video` (a file) or `frames` (an image folder), ' +
+  '`score`, `actionType`, `transitions` (K-1 frame numbers where stages 2..K begin) and `split` ' +
+  "('train' or 'test'); paths are relative to the manifest's folder (docs/manifest.md).";
+
+/** What `checkManifest` found: every problem (one a line, each naming its clip), and the dataset when there are none. */
+export interface ManifestCheck {
+  manifestPath: string;
+  problems: string[];
+  dataset?: ManifestDataset;
+}
+
+/** The error of a manifest with problems: the first MAX_LISTED_PROBLEMS, one a line, then a count of the rest. */
+export function manifestError(manifestPath: string, problems: readonly string[]): McoreError {
+  const n = problems.length;
+  const listed = problems.slice(0, MAX_LISTED_PROBLEMS).map((i) => `  ✖ ${i}`);
+  const more =
+    n > MAX_LISTED_PROBLEMS
+      ? `\n... and ${n - MAX_LISTED_PROBLEMS} more (mcore data check ${manifestPath} lists them all)`
+      : '';
+  return new McoreError(
+    'E_DATA_LAYOUT',
+    `${manifestPath}: ${n} problem${n > 1 ? 's' : ''} in the manifest:\n${listed.join('\n')}${more}\n${MANIFEST_ADVICE}`,
+  );
+}
+
 /**
  * Loads a manifest (JSON or CSV, see the module doc) as a StagedDataset. Videos are probed once (cached)
  * for their frame counts; frame folders are listed. Frames are decoded lazily by loadFrame/loadFrames.
+ * Every problem is thrown at once as E_DATA_LAYOUT (the first 20 listed, one a line; `checkManifest`
+ * returns them all).
  */
 export async function loadManifestDataset(path: string, options: ManifestOptions): Promise<ManifestDataset> {
+  const check = await checkManifest(path, options);
+  if (!check.dataset) throw manifestError(check.manifestPath, check.problems);
+  return check.dataset;
+}
+
+/**
+ * Validates a manifest and, when it has no problem, opens it (loadManifestDataset). Unreadable files and
+ * invalid JSON are thrown (E_DATA_LAYOUT); every problem of the content is returned, in clip order.
+ */
+export async function checkManifest(path: string, options: ManifestOptions): Promise<ManifestCheck> {
   const manifestPath = resolve(path);
   const root = dirname(manifestPath);
   await refuseSpecialFile(manifestPath, 'E_DATA_LAYOUT');
@@ -232,25 +424,17 @@ export async function loadManifestDataset(path: string, options: ManifestOptions
     );
   }
   const issues: string[] = [];
-  const fail = (): never => {
-    throw new McoreError(
-      'E_DATA_LAYOUT',
-      `${manifestPath}: ${issues.length} problem${issues.length > 1 ? 's' : ''} in the manifest:\n` +
-        issues.map((i) => `  ✖ ${i}`).join('\n') +
-        '\nFix these entries and load again. Each clip needs `video` (a file) or `frames` (an image folder), ' +
-        '`score`, `actionType`, `transitions` (K-1 frame numbers where stages 2..K begin) and `split` ' +
-        "('train' or 'test'); paths are relative to the manifest's folder.",
-    );
-  };
+  const done = (): ManifestCheck => ({ manifestPath, problems: issues });
 
   let top: Omit<z.output<typeof manifestSchema>, 'clips'> | undefined;
+  let csvStages: string[] | undefined;
   let rows: Row[];
   if (extname(manifestPath).toLowerCase() === '.csv') {
-    rows = csvRows(text, issues);
+    ({ rows, stages: csvStages } = csvRows(text, issues));
   } else {
     let json: unknown;
     try {
-      json = JSON.parse(text.replace(/^\uFEFF/, '')); // a byte-order mark is accepted, as in CSV
+      json = JSON.parse(markNonFinite(text.replace(/^\uFEFF/, ''))); // a byte-order mark is accepted, as in CSV
     } catch (e) {
       throw new McoreError(
         'E_DATA_LAYOUT',
@@ -263,27 +447,47 @@ export async function loadManifestDataset(path: string, options: ManifestOptions
       const parsed = manifestSchema.safeParse(json);
       if (!parsed.success) {
         for (const i of parsed.error.issues) issues.push(`${zodPath(i.path) || '(top level)'}: ${i.message}`);
-        fail();
+        return done();
       }
-      const { clips, ...rest } = parsed.data!;
+      const { clips, ...rest } = parsed.data;
       top = rest;
       rows = clips.map((value, i) => ({ label: `clips[${i}]`, value, issues: [] as string[] }));
     }
   }
   if (rows.length === 0 && issues.length === 0) issues.push('the manifest lists no clips');
+  if (csvStages && options.stages && csvStages.join(',') !== options.stages.join(',')) {
+    issues.push(
+      `'# stages: ${csvStages.join(', ')}' of the CSV differs from the stages asked for (${options.stages.join(', ')})`,
+    );
+  }
 
   const parsedRows: { row: Row; clip: ManifestClip }[] = [];
   for (const row of rows) {
-    const r = clipSchema.safeParse(row.value);
-    const key = (row.value as { key?: unknown } | null)?.key;
+    const entry = row.value as { key?: unknown; video?: unknown; frames?: unknown } | null;
+    const key = entry?.key;
+    const file = entry?.video ?? entry?.frames;
     if (typeof key === 'string') row.label += ` '${key}'`;
+    else if (typeof file === 'string') row.label += ` (${file})`;
+    const nonFinite = nonFiniteFields(row.value);
+    for (const { path, token } of nonFinite) {
+      row.issues.push(
+        `${row.label}: ${zodPath(path)}: ${token} is not a number (JSON has no ${token}; give a number or drop the clip)`,
+      );
+    }
+    const marked = new Set(nonFinite.map((f) => zodPath(f.path)));
+    const r = clipSchema.safeParse(row.value);
     if (r.success) parsedRows.push({ row, clip: r.data });
     else
-      for (const i of r.error.issues)
-        row.issues.push(`${row.label}: ${zodPath(i.path) || 'entry'}: ${i.message}`);
+      for (const i of r.error.issues) {
+        const at = zodPath(i.path);
+        if (!marked.has(at)) row.issues.push(`${row.label}: ${at || 'entry'}: ${i.message}`);
+      }
   }
-  const K = top?.stages.length ?? options.stages?.length ?? (parsedRows[0]?.clip.transitions.length ?? 1) + 1;
-  const stageNames = top?.stages ?? options.stages ?? Array.from({ length: K }, (_, k) => `stage-${k + 1}`);
+  // K from the manifest's stage names; else the most common number of transitions (so that one bad row,
+  // the first one included, does not make every other row wrong).
+  const named = top?.stages ?? csvStages ?? options.stages;
+  const K = named?.length ?? (mostCommon(parsedRows.map(({ clip }) => clip.transitions.length)) ?? 1) + 1;
+  const stageNames = named ?? Array.from({ length: K }, (_, k) => `stage-${k + 1}`);
   const cache = options.cache ?? new VideoClipCache();
 
   const keys = new Map<string, string>();
@@ -340,10 +544,17 @@ export async function loadManifestDataset(path: string, options: ManifestOptions
     }
   });
   for (const row of rows) issues.push(...row.issues);
-  if (issues.length > 0) fail();
+  if (issues.length > 0) return done();
 
   const name = top?.name ?? basename(manifestPath, extname(manifestPath));
-  return createManifestDataset(manifestPath, name, stageNames, resolved as Resolved[], { ...options, cache });
+  return {
+    manifestPath,
+    problems: [],
+    dataset: createManifestDataset(manifestPath, name, stageNames, resolved as Resolved[], {
+      ...options,
+      cache,
+    }),
+  };
 }
 
 /** Numbers a clip: its frame range within the source and its transitions relative to frame 0. */

@@ -12,6 +12,7 @@
  * (src/data/transforms.ts `referenceTransform`): frames are read squeezed to S wide x round(S*200/112)
  * high, then one S x S crop per clip (random in training, centre at test).
  */
+import { resolve } from 'node:path';
 import { McoreError } from '../errors.ts';
 import { createSynthDive, MAX_CLIPS, MAX_SIZE, type SynthDive } from './synthdive/index.ts';
 import { type ClipTransform, referenceTransform } from './transforms.ts';
@@ -111,6 +112,26 @@ export function parseDatasetSpec(text: string): DatasetSpec {
     'E_INPUT',
     `--dataset ${text}: unknown dataset; use 'synthdive[:seed=N,clips=N,size=N]', 'finediving:root=DIR,annotations=DIR[,keys=K1|K2]' or a manifest file (.json/.csv)`,
   );
+}
+
+/**
+ * The spec with every path in it absolute (resolved against the current directory): a manifest's path,
+ * FineDiving's root and annotations. Runs record this form, so `mcore eval --run /abs/RUN` and
+ * `--resume` open the same data from any directory.
+ *
+ * @example
+ * absoluteDatasetSpec('data/vaults.csv'); // '/home/me/project/data/vaults.csv'
+ */
+export function absoluteDatasetSpec(text: string): string {
+  const spec = parseDatasetSpec(text);
+  if (spec.kind === 'manifest') return resolve(String(spec.options.path));
+  if (spec.kind === 'finediving') {
+    const parts = Object.entries(spec.options).map(([k, v]) =>
+      k === 'root' || k === 'annotations' ? `${k}=${resolve(String(v))}` : `${k}=${v}`,
+    );
+    return `finediving:${parts.join(',')}`;
+  }
+  return text;
 }
 
 export function openSynthDive(options: Record<string, number | string>): SynthDive {

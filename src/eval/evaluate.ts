@@ -2,6 +2,10 @@
  * The exemplar protocol (spec section 4): every test video and every exemplar it needs is encoded
  * once (the reference re-encodes the query for each exemplar; we never do), each query is compared
  * with M training exemplars (same action type with dn), and the predictions are averaged.
+ *
+ * Both protocols are scored from the same encodings: the chosen one gives the predictions and the
+ * headline metrics; `srccDn` and `srccNoDn` give the SRCC with and without action types (each protocol
+ * draws its exemplars from its own generator seeded with `seed`, so `--dn` and `--no-dn` runs agree).
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import type { ClipRecord } from '../data/clips.ts';
@@ -10,7 +14,7 @@ import { McoreError } from '../errors.ts';
 import type { Params } from '../model/params.ts';
 import { createRng } from '../rng.ts';
 import type { Encoding, Method } from '../train/method.ts';
-import { aiou, mse, rl2, srcc } from './metrics.ts';
+import { aiou, mse, rl2, srcc, withinTypeSrcc } from './metrics.ts';
 
 export interface EvalOptions {
   /** Exemplars per query (reference: 10; fewer when the class is smaller). */
@@ -36,12 +40,22 @@ export interface Prediction {
 }
 
 export interface EvalMetrics {
+  /** SRCC of the chosen protocol's predictions. */
   srcc: number;
   rl2: number;
   mse: number;
-  /** Shares of test videos with flight tIoU >= 0.5 / 0.75 (NaN for methods that do not segment). */
+  /**
+   * Percent (0-100) of test videos with flight tIoU >= 0.5 / 0.75, as papers print AIoU (NaN for
+   * methods that do not segment). The same unit in JSON, the CLI and the README.
+   */
   aiou50: number;
   aiou75: number;
+  /** SRCC "with action types": exemplars of the query's type (dn); NaN when a test type has no training clip. */
+  srccDn: number;
+  /** SRCC "without action types": exemplars from the whole training split (no-dn). */
+  srccNoDn: number;
+  /** Within-type SRCC of the chosen protocol's predictions (src/eval/metrics.ts `withinTypeSrcc`). */
+  withinTypeSrcc: number;
 }
 
 export interface EvalResult {
@@ -82,40 +96,78 @@ export async function evaluate(
     );
   }
   const index = new ExemplarIndex(train);
-  const rng = createRng(opts.seed);
-  const chosen = test.map((q) =>
-    method.pairwise ? index.testExemplars(q, opts.exemplars, opts.dn, rng) : [],
-  );
-  const needed = [...new Set([...test.map((c) => c.key), ...chosen.flat()])];
+  const draw = (dn: boolean) => {
+    const rng = createRng(opts.seed);
+    return test.map((q) => (method.pairwise ? index.testExemplars(q, opts.exemplars, dn, rng) : []));
+  };
+  const chosen = draw(opts.dn);
+  // The other protocol; with dn it fails when a test action type has no training clip (SRCC NaN then).
+  let other: string[][] | undefined;
+  try {
+    other = draw(!opts.dn);
+  } catch (err) {
+    if (!(err instanceof McoreError)) throw err;
+  }
+  const needed = [...new Set([...test.map((c) => c.key), ...chosen.flat(), ...(other ?? []).flat()])];
   const enc = await encodeAll(method, params, needed, opts);
   const trainByKey = new Map(train.map((c) => [c.key, c]));
-  const predictions: Prediction[] = test.map((q, i) => {
-    const query = enc.get(q.key)!;
-    const exemplars = chosen[i].map((k) => ({ encoding: enc.get(k)!, score: trainByKey.get(k)!.score }));
-    return {
-      key: q.key,
-      actionType: q.actionType,
-      pred: method.predict(params, query, exemplars),
-      truth: q.score,
-      exemplars: chosen[i],
-      transitions: query.transitions,
-      trueTransitions: q.transitions,
-    };
-  });
-  return { metrics: metricsOf(predictions), predictions };
+  const predict = (picks: string[][]): Prediction[] =>
+    test.map((q, i) => {
+      const query = enc.get(q.key)!;
+      const exemplars = picks[i].map((k) => ({ encoding: enc.get(k)!, score: trainByKey.get(k)!.score }));
+      return {
+        key: q.key,
+        actionType: q.actionType,
+        pred: method.predict(params, query, exemplars),
+        truth: q.score,
+        exemplars: picks[i],
+        transitions: query.transitions,
+        trueTransitions: q.transitions,
+      };
+    });
+  const predictions = predict(chosen);
+  const metrics = metricsOf(predictions);
+  const otherSrcc = !other ? Number.NaN : method.pairwise ? srccOf(predict(other)) : metrics.srcc;
+  return {
+    metrics: {
+      ...metrics,
+      srccDn: opts.dn ? metrics.srcc : otherSrcc,
+      srccNoDn: opts.dn ? otherSrcc : metrics.srcc,
+    },
+    predictions,
+  };
 }
 
+function srccOf(predictions: readonly Prediction[]): number {
+  return srcc(
+    predictions.map((p) => p.pred),
+    predictions.map((p) => p.truth),
+  );
+}
+
+/**
+ * Metrics of one protocol's predictions. `srccDn` and `srccNoDn` are both set to its SRCC here
+ * (`evaluate` sets them from the two protocols).
+ */
 export function metricsOf(predictions: readonly Prediction[]): EvalMetrics {
   const pred = predictions.map((p) => p.pred);
   const truth = predictions.map((p) => p.truth);
   const segmented = predictions.every((p) => p.transitions !== undefined);
   const predT = predictions.map((p) => p.transitions ?? []);
   const trueT = predictions.map((p) => p.trueTransitions);
+  const s = srcc(pred, truth);
   return {
-    srcc: srcc(pred, truth),
+    srcc: s,
     rl2: rl2(pred, truth),
     mse: mse(pred, truth),
-    aiou50: segmented ? aiou(predT, trueT, 0.5) : Number.NaN,
-    aiou75: segmented ? aiou(predT, trueT, 0.75) : Number.NaN,
+    aiou50: segmented ? 100 * aiou(predT, trueT, 0.5) : Number.NaN,
+    aiou75: segmented ? 100 * aiou(predT, trueT, 0.75) : Number.NaN,
+    srccDn: s,
+    srccNoDn: s,
+    withinTypeSrcc: withinTypeSrcc(
+      pred,
+      truth,
+      predictions.map((p) => p.actionType),
+    ).srcc,
   };
 }

@@ -211,3 +211,67 @@ export function aiou(
   }
   return hits / predTransitions.length;
 }
+
+/** Within-type SRCC and what it was computed over. */
+export interface WithinTypeSrcc {
+  /** The clip-count-weighted mean of the per-type SRCCs (NaN when no type qualifies). */
+  srcc: number;
+  /** Action types that qualified (>= minClips test clips, true scores not all equal). */
+  types: number;
+  /** Test clips in those types (the weights' sum). */
+  clips: number;
+}
+
+/** Test clips of an action type needed for its SRCC to count in the within-type SRCC. */
+export const WITHIN_TYPE_MIN_CLIPS = 3;
+
+/**
+ * Within-type SRCC: how well the predictions rank execution once the action type is known (a model
+ * that only recognises the action type scores 0 here, however high its overall SRCC). Test clips are
+ * grouped by action type; every type with at least `minClips` (3) clips whose true scores are not all
+ * equal contributes the SRCC of its predictions against its true scores, weighted by its clip count:
+ *
+ *   within-type SRCC = sum_t n_t SRCC_t / sum_t n_t   over the qualifying types t.
+ *
+ * A type whose predictions are all equal (the type-mean predictor) contributes 0: it ranks nothing.
+ * NaN when no type qualifies (every type has fewer than `minClips` test clips).
+ *
+ * @example
+ * // type a: SRCC 1 over 3 clips; type b: SRCC -0.4 over 4 clips; type c: 1 clip (left out)
+ * withinTypeSrcc([1, 2, 3, 4, 1, 3, 2, 9], [1, 2, 3, 1, 2, 3, 4, 5], ['a', 'a', 'a', 'b', 'b', 'b', 'b', 'c']);
+ * // { srcc: (3 * 1 + 4 * -0.4) / 7 = 0.2, types: 2, clips: 7 }
+ */
+export function withinTypeSrcc(
+  pred: Numbers,
+  truth: Numbers,
+  types: readonly string[],
+  minClips = WITHIN_TYPE_MIN_CLIPS,
+): WithinTypeSrcc {
+  checkPair(pred, truth, 'within-type SRCC');
+  if (types.length !== pred.length) {
+    throw new McoreError(
+      'E_INPUT',
+      `within-type SRCC: ${types.length} action types for ${pred.length} predictions; pass one type per video`,
+    );
+  }
+  const groups = new Map<string, number[]>();
+  types.forEach((t, i) => {
+    const g = groups.get(t);
+    if (g) g.push(i);
+    else groups.set(t, [i]);
+  });
+  let sum = 0;
+  let clips = 0;
+  let count = 0;
+  for (const idx of groups.values()) {
+    if (idx.length < minClips) continue;
+    const p = idx.map((i) => pred[i]);
+    const y = idx.map((i) => truth[i]);
+    if (y.every((v) => v === y[0])) continue;
+    const r = p.every((v) => v === p[0]) ? 0 : pearson(averageRanks(p), averageRanks(y));
+    sum += idx.length * r;
+    clips += idx.length;
+    count++;
+  }
+  return { srcc: clips > 0 ? sum / clips : Number.NaN, types: count, clips };
+}

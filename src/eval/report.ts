@@ -30,8 +30,10 @@ import {
   trainingCurvesSpec,
 } from './charts.ts';
 import type { EvalMetrics, Prediction } from './evaluate.ts';
+import { type ReferencePoints, TYPE_MEAN_MARGIN, WITHIN_TYPE_MIN } from './reference.ts';
 
-export type ReportMetrics = Pick<EvalMetrics, 'srcc' | 'rl2' | 'aiou50' | 'aiou75'>;
+export type ReportMetrics = Pick<EvalMetrics, 'srcc' | 'rl2' | 'aiou50' | 'aiou75'> &
+  Partial<Pick<EvalMetrics, 'srccDn' | 'srccNoDn' | 'withinTypeSrcc'>>;
 
 export interface ReportMethod {
   metrics: ReportMetrics;
@@ -39,6 +41,8 @@ export interface ReportMethod {
   predictions: Prediction[];
   /** Training + evaluation time of this method. */
   seconds?: number;
+  /** honestyWarnings of this method (src/eval/reference.ts); shown under the table. */
+  warnings?: string[];
 }
 
 /** One test clip's predicted vs true stages on its T sampled frames. */
@@ -66,6 +70,8 @@ export interface ReportData {
   config: Record<string, unknown>;
   /** Methods in table order, keyed by the names used in results.json. */
   methods: Record<string, ReportMethod>;
+  /** The type-mean and ridge reference points of the split (rows below the methods). */
+  references?: ReferencePoints;
   timelines: ReportTimeline[];
 }
 
@@ -91,13 +97,19 @@ export function formatMetric(x: number, digits: number): string {
   return Number.isFinite(x) ? x.toFixed(digits) : '-';
 }
 
-/** Table cells as papers print them: SRCC, R-l2 x100, AIoU@0.5 x100, AIoU@0.75 x100. */
-export function metricCells(m: ReportMetrics): [string, string, string, string] {
+/**
+ * Table cells as papers print them: SRCC, R-l2 x100, AIoU@0.5 and AIoU@0.75 (both already in percent),
+ * then SRCC with action types, without, and within-type SRCC ('-' when absent).
+ */
+export function metricCells(m: ReportMetrics): string[] {
   return [
     formatMetric(m.srcc, 4),
     formatMetric(m.rl2 * 100, 4),
-    formatMetric(m.aiou50 * 100, 2),
-    formatMetric(m.aiou75 * 100, 2),
+    formatMetric(m.aiou50, 2),
+    formatMetric(m.aiou75, 2),
+    formatMetric(m.srccDn ?? Number.NaN, 4),
+    formatMetric(m.srccNoDn ?? Number.NaN, 4),
+    formatMetric(m.withinTypeSrcc ?? Number.NaN, 4),
   ];
 }
 
@@ -131,6 +143,7 @@ export function reportFromDemo(
       history: d.history,
       predictions: predictions[name] ?? [],
       seconds: d.seconds,
+      ...(d.warnings ? { warnings: d.warnings } : {}),
     };
   }
   const segments = (name: string) =>
@@ -169,6 +182,7 @@ export function reportFromDemo(
     machine: opts.machine ?? machineSummary(),
     config: results.config,
     methods,
+    ...(results.references ? { references: results.references } : {}),
     timelines,
   };
 }
@@ -207,7 +221,7 @@ function timelineTitle(t: ReportTimeline): string {
   return `${t.key} (${t.method})${score}`;
 }
 
-function metricsTableHtml(methods: Record<string, ReportMethod>): string {
+function metricsTableHtml(methods: Record<string, ReportMethod>, refs?: ReferencePoints): string {
   const names = Object.keys(methods);
   const best = (pick: (m: ReportMetrics) => number, lower: boolean) => {
     const vals = names.map((n) => pick(methods[n].metrics)).filter(Number.isFinite);
@@ -218,6 +232,9 @@ function metricsTableHtml(methods: Record<string, ReportMethod>): string {
     [(m) => m.rl2, true],
     [(m) => m.aiou50, false],
     [(m) => m.aiou75, false],
+    [(m) => m.srccDn ?? Number.NaN, false],
+    [(m) => m.srccNoDn ?? Number.NaN, false],
+    [(m) => m.withinTypeSrcc ?? Number.NaN, false],
   ];
   const bests = columns.map(([pick, lower]) => best(pick, lower));
   const rows = names.map((name) => {
@@ -229,12 +246,32 @@ function metricsTableHtml(methods: Record<string, ReportMethod>): string {
     const secs = m.seconds === undefined ? '-' : m.seconds.toFixed(0);
     return `<tr><th>${esc(name)}</th>${cells.join('')}<td>${m.predictions.length}</td><td>${secs}</td></tr>`;
   });
+  if (refs) {
+    const t = refs.typeMean;
+    const r = refs.ridge;
+    const cells = (xs: string[]) => xs.map((x) => `<td>${x}</td>`).join('');
+    const f = formatMetric;
+    rows.push(
+      `<tr class="ref"><th>(type-mean predictor)</th>${cells([f(t.srcc, 4), f(t.rl2 * 100, 4), '-', '-', f(t.srcc, 4), '-', f(t.withinTypeSrcc, 4)])}<td></td><td></td></tr>`,
+      `<tr class="ref"><th>(ridge on ${r.input}, ${r.dims} values)</th>${cells([f(r.srcc, 4), f(r.rl2 * 100, 4), '-', '-', '-', f(r.srcc, 4), f(r.withinTypeSrcc, 4)])}<td></td><td></td></tr>`,
+    );
+  }
   return `<table class="metrics">
-<thead><tr><th>method</th><th>SRCC</th><th>R-&#8467;2 x100</th><th>AIoU@0.5</th><th>AIoU@0.75</th><th>test clips</th><th>seconds</th></tr></thead>
+<thead><tr><th>method</th><th>SRCC</th><th>R-&#8467;2 x100</th><th>AIoU@0.5 %</th><th>AIoU@0.75 %</th><th>SRCC dn</th><th>SRCC no-dn</th><th>within-type SRCC</th><th>test clips</th><th>seconds</th></tr></thead>
 <tbody>
 ${rows.join('\n')}
 </tbody>
 </table>`;
+}
+
+/** The warnings of every method, as a list under the table (empty string when there are none). */
+function warningsHtml(methods: Record<string, ReportMethod>): string {
+  const items = Object.entries(methods).flatMap(([name, m]) =>
+    (m.warnings ?? []).map((w) => `<li><b>${esc(name)}</b>: ${esc(w)}</li>`),
+  );
+  return items.length === 0
+    ? ''
+    : `<div class="warnings"><p><b>Warning</b>: these models do not clearly beat the reference points on this split.</p>\n<ul>\n${items.join('\n')}\n</ul></div>`;
 }
 
 function figure(chart: ReportChart, caption: string): string {
@@ -248,7 +285,8 @@ h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:1.6em;borde
 .meta{color:#555;margin:.2em 0}table{border-collapse:collapse;font-variant-numeric:tabular-nums}
 th,td{padding:.25em .7em;border-bottom:1px solid #eee;text-align:right}th:first-child{text-align:left}
 table.config td{text-align:left;font-family:monospace}figure{margin:1em 0}figcaption{color:#666;font-size:.85em}
-img{max-width:100%;height:auto}details{margin:.5em 0}`;
+img{max-width:100%;height:auto}details{margin:.5em 0}tr.ref th,tr.ref td{color:#666;font-style:italic}
+.warnings{background:#fff4e5;border-left:4px solid #e69500;padding:.3em 1em;margin:1em 0}`;
 
 /**
  * The report as one self-contained HTML string (charts embedded as SVG data URIs) plus the chart SVGs
@@ -324,8 +362,9 @@ ${config}
 </table>
 </details>
 <h2>Metrics</h2>
-${metricsTableHtml(data.methods)}
-<p class="meta">SRCC: Spearman rank correlation of predicted and true scores; R-&#8467;2: mean squared error relative to the range of true scores; AIoU@&tau;: share of test clips whose predicted middle interval (first to last transition: the flight) has temporal IoU &ge; &tau; with the true one ('-': the method does not segment).</p>
+${metricsTableHtml(data.methods, data.references)}
+${warningsHtml(data.methods)}
+<p class="meta">SRCC: Spearman rank correlation of predicted and true scores with the chosen exemplar protocol; SRCC dn / no-dn: with exemplars of the query's action type / from the whole training split (the action type unused); within-type SRCC: the clip-count-weighted mean, over the action types with at least 3 test clips, of the SRCC within each type (how well execution is ranked once the type is known; a constant within a type counts 0); R-&#8467;2: mean squared error relative to the range of true scores; AIoU@&tau;: percent of test clips whose predicted middle interval (first to last transition: the flight) has temporal IoU &ge; &tau; with the true one ('-': the method does not segment). Reference points on the same split: the type-mean predictor (training mean score of the clip's action type) and ridge regression on the run's input (lambda by 5-fold cross-validation on the training split). A model is warned about when its within-type SRCC is below ${WITHIN_TYPE_MIN}, its SRCC dn is not above the type-mean predictor's by ${TYPE_MEAN_MARGIN}, or its SRCC no-dn is not above the ridge's.</p>
 ${sections.join('\n')}
 </body>
 </html>

@@ -109,6 +109,23 @@ export function disposeParams(params: Params): void {
 }
 
 /**
+ * Replaces the values of `params` named in `source` with copies of them (a pretrained backbone into a
+ * freshly initialised model); names `params` lacks are skipped. Returns `params`.
+ */
+export function assignParams(params: Params, source: Params): Params {
+  for (const [name, value] of Object.entries(source)) {
+    const p = params[name];
+    if (p === undefined) continue;
+    if (p instanceof tf.Variable) p.assign(value);
+    else {
+      p.dispose();
+      params[name] = value.clone();
+    }
+  }
+  return params;
+}
+
+/**
  * Gradients of the scalar `f()` w.r.t. the named trainable parameters (default: every tf.Variable in
  * `params`), keyed by our parameter names (tfjs keys them by engine variable names).
  */

@@ -173,6 +173,12 @@ export async function exportRunBundle(
   opts: RunExportOptions = {},
 ): Promise<BundleManifest> {
   const { info, record } = await readRunRecord(runDir);
+  if ((record.method ?? 'mcore') !== 'mcore') {
+    throw new McoreError(
+      'E_INPUT',
+      `${runDir}: a '${record.method}' run cannot be exported; scoring bundles hold MCoRe models (train with --method mcore)`,
+    );
+  }
   const cfg = record.config;
   const method = methodOf(record);
   const { params } = await loadWeights(path.join(runDir, info.folder, 'weights.safetensors'), method.specs);

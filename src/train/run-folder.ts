@@ -2,7 +2,7 @@
  * The run folder of `mcore train --out RUN`, guarded: it is a folder (not a file), one process at a time
  * holds it (RUN/.mcore-lock, src/io/lock.ts), a folder that already holds anything is refused unless the
  * run is resumed (`resume`) or replaced (`overwrite`, which removes only what a run writes: its
- * checkpoint folders, checkpoint.json, log.jsonl, eval.json), and the log is rebuilt from the
+ * checkpoint folders, checkpoint.json, log.jsonl, eval*.json), and the log is rebuilt from the
  * checkpoint's history on resume, so a kill between a checkpoint and its log line never leaves a gap
  * or a repeated epoch. A write that fails for a reason the user can fix (full disk, permissions) is
  * McoreError('E_IO') naming the path and the last good checkpoint, which stays usable.
@@ -31,7 +31,7 @@ import type { TrainState } from './trainer.ts';
 export const RUN_LOCK = '.mcore-lock';
 export const RUN_LOG = 'log.jsonl';
 
-const OWNED_FILES = new Set([CHECKPOINT_FILE, RUN_LOG, 'eval.json']);
+const OWNED_FILES = new Set([CHECKPOINT_FILE, RUN_LOG, 'eval.json', 'eval-dn.json', 'eval-no-dn.json']);
 
 /** Whether `name` (an entry of a run folder) is written by mcore train/eval, so --overwrite may remove it. */
 export function ownedByRun(name: string): boolean {
@@ -39,11 +39,16 @@ export function ownedByRun(name: string): boolean {
   return OWNED_FILES.has(base) || CHECKPOINT_FOLDER.test(base);
 }
 
-/** The run record of a checkpoint: dataset spec, config (resolved again on read), backbone weights. */
-const runRecordSchema = z.object({
+/**
+ * The run record of a checkpoint (RunRecord): dataset spec, config (resolved again on read), backbone
+ * weights, method, feature cache. Loose: fields a later mcore adds are kept, not stripped.
+ */
+const runRecordSchema = z.looseObject({
   dataset: z.string().min(1, 'the dataset spec is empty'),
   config: z.record(z.string(), z.unknown()),
   backboneWeights: z.string().optional(),
+  method: z.string().optional(),
+  featureCache: z.string().optional(),
 });
 
 /** RUN/checkpoint.json with its run record validated (the config's values are checked by resolveConfig). */

@@ -1,19 +1,22 @@
 /**
  * A training run on disk, as `mcore train` and `mcore eval` use it: the dataset and config are recorded
- * in the checkpoint, so `resume` and `eval` rebuild exactly the same model and data.
+ * in the checkpoint, so `resume` and `eval` rebuild exactly the same model and data. Paths are recorded
+ * absolute (dataset, backbone weights, feature cache), so a run is evaluated the same from any directory.
  */
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import { type RunConfig, resolveConfig } from '../config.ts';
 import { type ClipSource, featureSource, frameSource, type SampledClip, sampleClips } from '../data/clips.ts';
-import { openDataset, runGeometry } from '../data/open.ts';
+import { absoluteDatasetSpec, openDataset, runGeometry } from '../data/open.ts';
 import type { StagedDataset } from '../data/types.ts';
 import { McoreError } from '../errors.ts';
 import { type EvalResult, evaluate } from '../eval/evaluate.ts';
+import { honestyWarnings, type ReferencePoints, referencePoints } from '../eval/reference.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { mcoreMethod } from '../methods/mcore.ts';
+import { createMethod, type MethodName } from '../methods/registry.ts';
 import { featureDim } from '../model/config.ts';
-import { disposeParams, initParams, type Params } from '../model/params.ts';
+import { assignParams, disposeParams, initParams, type Params } from '../model/params.ts';
+import { backboneSpecs } from '../model/regnet.ts';
 import { loadWeights } from '../model/weights.ts';
 import { createRng } from '../rng.ts';
 import { createAdamState, disposeAdamState } from './adam.ts';
@@ -21,14 +24,22 @@ import { type CheckpointInfo, loadCheckpoint } from './checkpoint.ts';
 import { DEFAULT_FEATURE_CACHE, ensureFeatures } from './feature-cache.ts';
 import type { Method } from './method.ts';
 import { RunFolder, readRunCheckpoint } from './run-folder.ts';
+import { type ExplicitStageSettings, stagesFromDataset } from './stages.ts';
 import { type TrainEvent, type TrainOptions, type TrainState, train } from './trainer.ts';
 
 /** What a run records besides the weights: enough to rebuild model and data. */
 export interface RunRecord {
   dataset: string;
   config: RunConfig;
-  /** Backbone weights the head-only features came from. */
+  /**
+   * Backbone weights: the head-only features come from them; an end-to-end run starts its backbone
+   * from them (initRunParams).
+   */
   backboneWeights?: string;
+  /** The method trained (default 'mcore'; src/methods/registry.ts). */
+  method?: MethodName;
+  /** The feature cache folder of a head-only run (absolute), where `evalRun` looks by default. */
+  featureCache?: string;
 }
 
 export interface RunData {
@@ -41,11 +52,50 @@ export interface RunData {
 
 export function methodOf(record: RunRecord): Method {
   const cfg = record.config;
-  return mcoreMethod(cfg.model, {
+  return createMethod(record.method ?? 'mcore', cfg.model, {
     backbone: cfg.train.mode === 'end-to-end',
     loss: cfg.loss,
     scoreScale: cfg.train.scoreScale,
   });
+}
+
+/**
+ * The record as a run stores it: dataset, backbone weights and (head-only) the feature cache as
+ * absolute paths resolved against the current directory.
+ */
+export function absoluteRunRecord(record: RunRecord, featureCache?: string): RunRecord {
+  const headOnly = record.config.train.mode === 'head-only';
+  return {
+    ...record,
+    dataset: absoluteDatasetSpec(record.dataset),
+    ...(record.backboneWeights ? { backboneWeights: path.resolve(record.backboneWeights) } : {}),
+    ...(headOnly
+      ? { featureCache: path.resolve(featureCache ?? record.featureCache ?? DEFAULT_FEATURE_CACHE) }
+      : {}),
+  };
+}
+
+/**
+ * The initial parameters of a fresh run: initialised from train.seed, and for an end-to-end run with
+ * `backboneWeights` the backbone (and GSM) replaced by those weights (every backbone parameter must be
+ * in the file, with its shape: else E_WEIGHTS naming the file and the keys).
+ */
+export async function initRunParams(record: RunRecord, method: Method): Promise<Params> {
+  const cfg = record.config;
+  const params = initParams(method.specs, createRng(cfg.train.seed));
+  if (cfg.train.mode !== 'end-to-end' || !record.backboneWeights) return params;
+  try {
+    const { params: backbone } = await loadWeights(
+      record.backboneWeights,
+      backboneSpecs(cfg.model.backbone, 'backbone'),
+    );
+    assignParams(params, backbone);
+    disposeParams(backbone);
+    return params;
+  } catch (err) {
+    disposeParams(params);
+    throw err;
+  }
 }
 
 export interface OpenRunDataOptions {
@@ -145,6 +195,11 @@ export interface TrainRunOptions {
   featureCache?: string;
   /** Decoded frames kept in memory, in bytes (default FRAME_CACHE_BYTES, 2 GiB). */
   frameCacheBytes?: number;
+  /**
+   * Which of model.stages and loss.tasWeights the user set: those are checked against the dataset's
+   * K, the others derived from it (default: both derived).
+   */
+  explicitStages?: ExplicitStageSettings;
 }
 
 /**
@@ -169,15 +224,32 @@ async function trainInFolder(
   opts: TrainRunOptions,
   folder: RunFolder,
 ): Promise<Pick<TrainState, 'epoch' | 'history'>> {
+  record = absoluteRunRecord(record, opts.featureCache);
+  const data = await openRunData(record, {
+    featureCache: record.featureCache,
+    frameCacheBytes: opts.frameCacheBytes,
+    onProgress: (done, total) => opts.onProgress?.({ kind: 'features', done, total }),
+    signal: opts.signal,
+  });
+  // K (model.stages) from the dataset's stage names (src/train/stages.ts).
+  record = {
+    ...record,
+    config: stagesFromDataset(record.config, data.dataset.stageNames, record.dataset, opts.explicitStages),
+  };
   const method = methodOf(record);
   let params: Params;
   let state: TrainState | undefined;
   if (opts.resume) {
     const { record: stored } = await readRunRecord(opts.out);
     // Resuming may extend a run (more epochs) and change evaluation settings; everything that shapes
-    // training must be what the run was started with.
+    // training must be what the run was started with (the feature cache is only where features live).
     const sameRun = (r: RunRecord) =>
-      JSON.stringify({ ...r, config: { ...r.config, train: { ...r.config.train, epochs: 0 }, eval: null } });
+      JSON.stringify({
+        ...r,
+        featureCache: null,
+        method: r.method ?? 'mcore',
+        config: { ...r.config, train: { ...r.config.train, epochs: 0 }, eval: null },
+      });
     if (sameRun(stored) !== sameRun(record)) {
       throw new McoreError(
         'E_CONFIG',
@@ -186,14 +258,8 @@ async function trainInFolder(
     }
     ({ params, state } = await loadCheckpoint<RunRecord>(opts.out, method.specs));
   } else {
-    params = initParams(method.specs, createRng(record.config.train.seed));
+    params = await initRunParams(record, method);
   }
-  const data = await openRunData(record, {
-    featureCache: opts.featureCache,
-    frameCacheBytes: opts.frameCacheBytes,
-    onProgress: (done, total) => opts.onProgress?.({ kind: 'features', done, total }),
-    signal: opts.signal,
-  });
   const cfg = record.config;
   const trainState: TrainState = state ?? { epoch: 0, adam: createAdamState(), history: [] };
   try {
@@ -215,39 +281,89 @@ async function trainInFolder(
 
 export interface EvalRunOptions {
   exemplars?: number;
+  /** The protocol: exemplars of the query's action type (true) or from the whole training split (default: the run's eval.dn, false unless set). */
   dn?: boolean;
   onProgress?: (done: number, total: number) => void;
-  /** Feature cache folder of head-only runs (default DEFAULT_FEATURE_CACHE). */
+  /** Feature extraction progress of a head-only run whose features are not cached yet. */
+  onFeatures?: (done: number, total: number) => void;
+  /** Feature cache folder of head-only runs (default: the run's recorded cache, else DEFAULT_FEATURE_CACHE). */
   featureCache?: string;
   /** Decoded frames kept in memory, in bytes (default FRAME_CACHE_BYTES, 2 GiB). */
   frameCacheBytes?: number;
 }
 
-/** Evaluates the latest checkpoint of a run on its dataset's test split; writes RUN/eval.json. */
-export async function evalRun(runDir: string, opts: EvalRunOptions = {}): Promise<EvalResult> {
+/** What `evalRun` gives: the model's result, the split's reference points and the warnings. */
+export interface EvalRunResult extends EvalResult {
+  /** The run's method. */
+  method: MethodName;
+  dn: boolean;
+  exemplars: number;
+  references: ReferencePoints;
+  /** honestyWarnings (src/eval/reference.ts): empty when the model clearly beats the references. */
+  warnings: string[];
+  /** The result file written: RUN/eval-dn.json or RUN/eval-no-dn.json. */
+  file: string;
+}
+
+/** The result file of a protocol: one per protocol, so that evaluating with the other keeps both. */
+export function evalFileName(dn: boolean): string {
+  return dn ? 'eval-dn.json' : 'eval-no-dn.json';
+}
+
+/**
+ * Evaluates the latest checkpoint of a run on its dataset's test split, with the reference points of
+ * that split (src/eval/reference.ts); writes RUN/eval-dn.json or RUN/eval-no-dn.json.
+ */
+export async function evalRun(runDir: string, opts: EvalRunOptions = {}): Promise<EvalRunResult> {
   const { info, record } = await readRunRecord(runDir);
   const method = methodOf(record);
+  const data = await openRunData(record, {
+    featureCache: opts.featureCache ?? record.featureCache,
+    frameCacheBytes: opts.frameCacheBytes,
+    onProgress: opts.onFeatures,
+  });
   // Only the weights: evaluation needs no optimizer state.
   const { params } = await loadWeights(path.join(runDir, info.folder, 'weights.safetensors'), method.specs);
-  const data = await openRunData(record, {
-    featureCache: opts.featureCache,
-    frameCacheBytes: opts.frameCacheBytes,
-  });
   const cfg = record.config;
   const exemplars = opts.exemplars ?? cfg.eval.exemplars;
   const dn = opts.dn ?? cfg.eval.dn;
-  const result = await evaluate(method, params, data.train, data.test, {
-    exemplars,
-    dn,
-    seed: cfg.train.seed + 1,
+  const load = (keys: string[]) => data.source.loadTest(keys);
+  let result: EvalResult;
+  try {
+    result = await evaluate(method, params, data.train, data.test, {
+      exemplars,
+      dn,
+      seed: cfg.train.seed + 1,
+      batchVideos: cfg.eval.batchVideos,
+      load,
+      onProgress: opts.onProgress,
+    });
+  } finally {
+    disposeParams(params);
+  }
+  const references = await referencePoints(data.train, data.test, {
+    load,
     batchVideos: cfg.eval.batchVideos,
-    load: (keys) => data.source.loadTest(keys),
-    onProgress: opts.onProgress,
+    seed: cfg.train.seed,
   });
-  disposeParams(params);
+  const warnings = honestyWarnings(result.metrics, references);
+  const file = path.join(runDir, evalFileName(dn));
   await writeFileAtomic(
-    path.join(runDir, 'eval.json'),
-    `${JSON.stringify({ epoch: info.epoch, exemplars, dn, metrics: result.metrics, predictions: result.predictions }, null, 2)}\n`,
+    file,
+    `${JSON.stringify(
+      {
+        epoch: info.epoch,
+        method: record.method ?? 'mcore',
+        exemplars,
+        dn,
+        metrics: result.metrics,
+        references,
+        warnings,
+        predictions: result.predictions,
+      },
+      null,
+      2,
+    )}\n`,
   );
-  return result;
+  return { ...result, method: record.method ?? 'mcore', dn, exemplars, references, warnings, file };
 }

@@ -77,10 +77,13 @@ describe('mcore data check: arguments', () => {
       /FineDiving_coarse_annotation\.pkl not found: the FineDiving annotation folder must hold/,
     );
     const unknown = await mcore('data', 'check', 'gym', '--root', tmp, '--annotations', tmp);
-    expect([unknown.code, unknown.stderr]).toEqual([2, "mcore: unknown dataset 'gym' (known: finediving)\n"]);
+    expect([unknown.code, unknown.stderr]).toEqual([
+      2,
+      "mcore: unknown dataset 'gym': give finediving (with --root and --annotations), a manifest file (.json/.csv) or synthdive[:seed=N,clips=N]\n",
+    ]);
     const noRoot = await mcore('data', 'check', 'finediving', '--annotations', tmp);
     expect(noRoot.code).toBe(2);
-    expect(noRoot.stderr).toMatch(/required option '--root <dir>' not specified/);
+    expect(noRoot.stderr).toMatch(/data check finediving needs --root DIR .*; --root is missing/);
   });
 });
 

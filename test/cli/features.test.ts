@@ -115,7 +115,7 @@ describe.skipIf(!hasFineDivingAnnotations)(
       ]);
       const f = await mcoreIn(tmp, 'features', '--dataset', spec, '--backbone', weights, ...sets);
       expect(f.stderr.split('\n')[0]).toMatch(
-        /^model mcore-tiny: 8 frames of 32x32 px, 3 stages \(finediving data;/,
+        /^model mcore-tiny: 8 frames of 32x32 px, stages from the dataset \(finediving data;/,
       );
       expect(f.stderr).toMatch(/features 6\/6/);
       expect(f.code).toBe(0);

@@ -8,6 +8,7 @@ import type { DemoResults } from '../../src/demo.ts';
 import { curveSeries, stageSegments, svgSize, timelineLayout, useLogScale } from '../../src/eval/charts.ts';
 import type { Prediction } from '../../src/eval/evaluate.ts';
 import {
+  buildReport,
   flattenConfig,
   metricCells,
   pickTimelineKeys,
@@ -95,7 +96,7 @@ const data: ReportData = {
   config: { variant: 'mcore-tiny', model: { frames: 8 }, loss: { tasWeights: [1, 5] } },
   methods: {
     mcore: {
-      metrics: { srcc: 0.91234, rl2: 0.012345, aiou50: 0.8, aiou75: 0.55 },
+      metrics: { srcc: 0.91234, rl2: 0.012345, aiou50: 80, aiou75: 55 },
       // total = aqa + tas + cont; all four series are drawn.
       history: history((e) => ({ total: 6 - e, aqa: 3 - e, tas: 2, cont: 1 })),
       predictions: predictions(20, 2, true),
@@ -151,12 +152,42 @@ describe('writeReport', () => {
       ...[...r[2].matchAll(/<td>(.*?)<\/td>/g)].map((c) => c[1].replace(/<\/?b>/g, '')),
     ]);
     expect(rows).toEqual([
-      ['mcore', '0.9123', '1.2345', '80.00', '55.00', '20', '12'],
-      ['regression', '0.5000', '10.0000', '-', '-', '20', '-'],
+      ['mcore', '0.9123', '1.2345', '80.00', '55.00', '-', '-', '-', '20', '12'],
+      ['regression', '0.5000', '10.0000', '-', '-', '-', '-', '-', '20', '-'],
     ]);
     // The best value of each column is bold.
     expect(html).toContain('<td><b>0.9123</b></td><td><b>1.2345</b></td>');
     expect(html).not.toContain('<b>0.5000</b>');
+    // No references, no warnings: neither the reference rows nor the warning box.
+    expect(html).not.toContain('class="ref"');
+    expect(html).not.toContain('class="warnings"');
+  });
+
+  it('with reference points and warnings: reference rows below the methods and a plain warning list', async () => {
+    const built = await buildReport({
+      ...data,
+      methods: {
+        mcore: { ...data.methods.mcore, warnings: ['within-type SRCC 0.050 < 0.2: the model barely ranks'] },
+        regression: data.methods.regression,
+      },
+      references: {
+        typeMean: { srcc: 0.81, withinTypeSrcc: 0, rl2: 0.02 },
+        ridge: { srcc: 0.73, withinTypeSrcc: 0.4, rl2: 0.01, input: 'pixels', dims: 384, lambda: 2 },
+      },
+      timelines: [],
+    });
+    const refs = [...built.html.matchAll(/<tr class="ref"><th>([^<]+)<\/th>(.*?)<\/tr>/g)].map((r) => [
+      r[1],
+      ...[...r[2].matchAll(/<td>(.*?)<\/td>/g)].map((c) => c[1]),
+    ]);
+    expect(refs).toEqual([
+      ['(type-mean predictor)', '0.8100', '2.0000', '-', '-', '0.8100', '-', '0.0000', '', ''],
+      ['(ridge on pixels, 384 values)', '0.7300', '1.0000', '-', '-', '-', '0.7300', '0.4000', '', ''],
+    ]);
+    expect(built.html).toContain(
+      '<li><b>mcore</b>: within-type SRCC 0.050 &lt; 0.2: the model barely ranks</li>',
+    );
+    expect(built.html.match(/<li>/g)).toHaveLength(1);
   });
 
   it('embeds every chart as an SVG data URI identical to charts/NAME.svg', () => {
@@ -266,13 +297,27 @@ describe('report helpers', () => {
     expect(useLogScale([{ values: [-1, 100] }])).toBe(false);
   });
 
-  it('metricCells prints SRCC, R-l2 x100 and AIoU x100, NaN as -', () => {
-    expect(metricCells({ srcc: 0.927014, rl2: 0.0032757, aiou50: 0.96662, aiou75: Number.NaN })).toEqual([
+  it('metricCells prints SRCC, R-l2 x100, AIoU in percent as stored, then SRCC dn / no-dn / within type; NaN as -', () => {
+    expect(metricCells({ srcc: 0.927014, rl2: 0.0032757, aiou50: 96.662, aiou75: Number.NaN })).toEqual([
       '0.9270',
       '0.3276',
       '96.66',
       '-',
+      '-',
+      '-',
+      '-',
     ]);
+    expect(
+      metricCells({
+        srcc: 0.5,
+        rl2: 0.01,
+        aiou50: 100,
+        aiou75: 50,
+        srccDn: 0.8,
+        srccNoDn: 0.5,
+        withinTypeSrcc: 0.12345,
+      }).slice(2),
+    ).toEqual(['100.00', '50.00', '0.8000', '0.5000', '0.1235']);
   });
 
   it('flattenConfig gives dotted keys', () => {
@@ -296,8 +341,22 @@ describe('report helpers', () => {
       seed: 3,
       config: { variant: 'mcore-tiny' },
       details: {
-        mcore: { metrics: { ...data.methods.mcore.metrics, mse: 1 }, history: [], seconds: 5 },
-        regression: { metrics: { ...data.methods.regression.metrics, mse: 2 }, history: [], seconds: 4 },
+        mcore: {
+          metrics: { ...data.methods.mcore.metrics, mse: 1, srccDn: 0.9, srccNoDn: 0.5, withinTypeSrcc: 0.3 },
+          history: [],
+          seconds: 5,
+        },
+        regression: {
+          metrics: {
+            ...data.methods.regression.metrics,
+            mse: 2,
+            srccDn: 0.5,
+            srccNoDn: 0.5,
+            withinTypeSrcc: 0.1,
+          },
+          history: [],
+          seconds: 4,
+        },
       },
       seconds: 99,
     };

@@ -24,6 +24,7 @@ export interface Run {
   signal: NodeJS.Signals | null;
 }
 
+/** `mcore ARGS` run in the repository root. */
 export function mcore(...args: string[]): Promise<Run> {
   return mcoreIn(repoRoot, ...args);
 }
