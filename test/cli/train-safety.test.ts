@@ -3,10 +3,10 @@
  * by a full disk, it resumes to the same weights and losses as an uninterrupted run; a second process
  * on the same folder is refused; a folder that holds a run is never silently restarted.
  */
-import { mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSafetensors } from '../../src/io/safetensors.ts';
 import { mcore, mcoreWithEnv, spawnMcore } from '../helpers/cli.ts';
 
@@ -60,6 +60,10 @@ beforeAll(async () => {
   reference = path.join(tmp, 'reference');
   const r = await mcore('train', ...DATASET, '--out', reference, ...SETS);
   expect(r.code, r.stderr).toBe(0);
+});
+
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
 });
 
 describe('mcore train under faults', () => {
