@@ -30,8 +30,9 @@ export const EXIT_CODES: Readonly<Record<McoreErrorCode, number>> = {
 export const USAGE_EXIT_CODE = 2;
 
 /**
- * The text printed for a known error: one line, except that a list of problems (lines starting with
- * '✖', e.g. every problem of a manifest or a config) keeps one problem per line.
+ * The text printed for a known error: one line, except that a list of two or more problems (lines
+ * starting with '✖', e.g. every problem of a manifest or a config) keeps one problem per line. A list of
+ * one problem is folded into the one line like any other message.
  */
 export function formatMcoreError(err: McoreError): string {
   const lines: string[] = [];
@@ -42,6 +43,9 @@ export function formatMcoreError(err: McoreError): string {
     if (line.startsWith('✖')) lines.push(`  ${line}`);
     else if (last !== undefined && !last.startsWith('  ✖')) lines[lines.length - 1] = `${last} ${line}`;
     else lines.push(line);
+  }
+  if (lines.filter((l) => l.startsWith('  ✖')).length <= 1) {
+    return `mcore: ${lines.map((l) => l.trim().replace(/^✖\s*/, '')).join(' ')}`;
   }
   return `mcore: ${lines.join('\n')}`;
 }

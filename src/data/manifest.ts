@@ -328,18 +328,25 @@ function markNonFinite(text: string): string {
   return out;
 }
 
-/** Paths (zod style) of the non-finite markers in a clip entry, with the token each stood for. */
+/**
+ * Paths (zod style) of the non-finite markers in a clip entry, with the token each stood for. Walks with
+ * an explicit stack, so a hostile entry nested 10^5 deep cannot overflow the call stack (zod then
+ * refuses its shape).
+ */
 function nonFiniteFields(value: unknown): { path: (string | number)[]; token: string }[] {
   const out: { path: (string | number)[]; token: string }[] = [];
-  const walk = (v: unknown, at: (string | number)[]) => {
-    if (typeof v === 'string' && v.startsWith(NON_FINITE))
+  const stack: { v: unknown; at: (string | number)[] }[] = [{ v: value, at: [] }];
+  while (stack.length > 0) {
+    const { v, at } = stack.pop()!;
+    if (at.length > 8) continue; // a clip's fields are at most two levels deep; zod names deeper junk
+    if (typeof v === 'string' && v.startsWith(NON_FINITE)) {
       out.push({ path: at, token: v.slice(NON_FINITE.length) });
-    else if (Array.isArray(v)) {
-      for (const [i, x] of v.entries()) walk(x, [...at, i]);
-    } else if (v !== null && typeof v === 'object')
-      for (const [k, x] of Object.entries(v)) walk(x, [...at, k]);
-  };
-  walk(value, []);
+    } else if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) stack.push({ v: v[i], at: [...at, i] });
+    } else if (v !== null && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v).reverse()) stack.push({ v: x, at: [...at, k] });
+    }
+  }
   return out;
 }
 

@@ -70,9 +70,9 @@ export async function expectRefused(
   }
   expect(thrown.code, thrown.message).toBe(code);
   expect(thrown.message).toMatch(message);
-  const line = formatMcoreError(thrown);
-  expect(line).not.toContain('\n');
-  expect(line).not.toMatch(/\bat .*:\d+:\d+/);
+  const text = formatMcoreError(thrown);
+  expectErrorLines(text);
+  expect(text).not.toMatch(/\bat .*:\d+:\d+/);
   if (opts.bomb) expect(grown, `memory grown by ${grown} bytes`).toBeLessThan(BOMB_MEMORY_BYTES);
   tally.clear++;
   return thrown;
@@ -129,17 +129,34 @@ export async function mcoreInProcess(...args: string[]): Promise<CliRun> {
   return { code, stdout, stderr };
 }
 
-/** A CLI run that must exit 2 with one `mcore:` error line (the last) matching `message`, no stack trace. */
+/**
+ * The printed error: one `mcore:` line, or, for a list of two or more problems, that line followed by one
+ * line per problem ('  ✖ ...'); never anything else.
+ */
+export function expectErrorLines(text: string): void {
+  const [first, ...rest] = text.trimEnd().split('\n');
+  expect(first, text).toMatch(/^mcore: \S/);
+  if (rest.length > 0) {
+    expect(rest.length, text).toBeGreaterThanOrEqual(2);
+    for (const l of rest) expect(l, text).toMatch(/^ {2}✖ \S/);
+  }
+}
+
+/**
+ * A CLI run that must exit 2 with its error last (one `mcore:` line, or that line and its problem list:
+ * expectErrorLines) matching `message`, no stack trace.
+ */
 export async function expectCliRefused(tally: Tally, run: CliRun, message: RegExp): Promise<void> {
   tally.cases++;
   if (run.code === 1) tally.stackTraces++;
   expect(run.code, run.stderr).toBe(2);
-  // the error is one line, the last; a command may have printed progress or its settings before it
+  // the error comes last; a command may have printed progress or its settings before it
   const lines = run.stderr.trimEnd().split('\n');
   const errors = lines.filter((l) => l.startsWith('mcore: '));
   expect(errors, run.stderr).toHaveLength(1);
-  expect(lines[lines.length - 1]).toBe(errors[0]);
-  expect(errors[0]).toMatch(message);
+  const at = lines.lastIndexOf(errors[0]);
+  expectErrorLines(lines.slice(at).join('\n'));
+  expect(lines.slice(at).join('\n')).toMatch(message);
   expect(run.stderr).not.toMatch(/\n\s+at /);
   tally.clear++;
 }
