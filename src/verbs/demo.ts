@@ -20,7 +20,12 @@ import { openSynthDive } from '../data/open.ts';
 import type { StagedDataset } from '../data/types.ts';
 import { McoreError } from '../errors.ts';
 import { type EvalMetrics, type EvalResult, evaluate, type Prediction } from '../eval/evaluate.ts';
-import { honestyWarnings, type ReferencePoints, referencePoints } from '../eval/reference.ts';
+import {
+  honestyWarnings,
+  oracleReference,
+  type ReferencePoints,
+  referencePoints,
+} from '../eval/reference.ts';
 import { pickTimelineKeys, reportFromDemo, writeEvalReport } from '../eval/report.ts';
 import type { DemoMetrics, DemoResults, MethodResult } from '../eval/results.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
@@ -181,6 +186,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
     seed: cfg.train.seed,
   });
   opts.onProgress?.({ kind: 'references', references });
+  const oracle = oracleReference(frames.clips, test, cfg.train.seed);
 
   const details: Record<string, MethodResult> = {};
   const predictions: Record<string, Prediction[]> = {};
@@ -277,6 +283,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
       ]),
     ),
     references,
+    ...(oracle ? { oracle } : {}),
     seed: opts.seed,
     config: {
       ...cfg,
