@@ -1,7 +1,7 @@
 /**
  * Pretrains the demo's tiny RegNetY + GSM backbone once, on SynthDive clips the demo never sees
  * (seed 1000, disjoint from the demo's seeds), with the full MCoRe objective end to end plus the
- * auxiliary stage-quality loss L_q (PRETRAIN_RECORD in src/demo.ts); writes the backbone weights to
+ * auxiliary stage-quality loss L_q (PRETRAIN_RECORD in src/verbs/demo.ts); writes the backbone weights to
  * assets/synthdive-backbone.safetensors (PyTorch-style names, torch layout). The demo starts from
  * these weights the way the reference starts from ImageNet weights. About 30 minutes on one core.
  *
@@ -13,11 +13,11 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { useBackend } from '../src/backend.ts';
 import { createBar } from '../src/cli/progress.ts';
-import { PRETRAIN_RECORD } from '../src/demo.ts';
 import { backboneSpecs } from '../src/model/regnet.ts';
 import { loadWeights, saveWeights } from '../src/model/weights.ts';
 import { readCheckpointInfo } from '../src/train/checkpoint.ts';
-import { trainRun } from '../src/train/run.ts';
+import { PRETRAIN_RECORD } from '../src/verbs/demo.ts';
+import { trainRun } from '../src/verbs/run.ts';
 
 const arg = (name: string, fallback: string) => {
   const i = process.argv.indexOf(name);

@@ -14,7 +14,6 @@ export { type LossConfig, type RunConfig, resolveConfig } from './config.ts';
 export { openDataset, parseDatasetSpec } from './data/open.ts';
 export { createSynthDive, type SynthDive, type SynthDiveOptions } from './data/synthdive/index.ts';
 export type { ClipInfo, Frame, StagedDataset } from './data/types.ts';
-export { type DemoOptions, type DemoResults, runDemo } from './demo.ts';
 export { McoreError, type McoreErrorCode } from './errors.ts';
 export { type EvalResult, evaluate } from './eval/evaluate.ts';
 export { aiou, mse, rl2, srcc, tiou, withinTypeSrcc } from './eval/metrics.ts';
@@ -29,17 +28,19 @@ export { modelSummary } from './model/summary.ts';
 export { loadWeights, saveWeights } from './model/weights.ts';
 export { type BatchOptions, type BatchSummary, scoreBatch } from './score/batch.ts';
 export { listBatchInputs } from './score/batch-inputs.ts';
-export { exportBundle, exportRunBundle } from './score/export.ts';
-export { exportRunPth } from './score/export-pth.ts';
+export { exportBundle } from './score/export.ts';
 export { mergeResults } from './score/merge.ts';
 export type { BatchLine } from './score/results-file.ts';
 export { loadBundle, score } from './score/scorer.ts';
 export { resolveShard, type Shard } from './score/shard.ts';
-export { type EvalRunResult, evalRun, type RunRecord, trainRun } from './train/run.ts';
+export { type DemoOptions, type DemoResults, runDemo } from './verbs/demo.ts';
+export { exportRunBundle } from './verbs/export.ts';
+export { exportRunPth } from './verbs/export-pth.ts';
 export {
   type ImportCheckpointOptions,
   type ImportSummary,
   importCheckpoint,
   referenceBundleTransform,
 } from './verbs/import.ts';
+export { type EvalRunResult, evalRun, type RunRecord, trainRun } from './verbs/run.ts';
 export { VERSION } from './version.ts';

@@ -9,7 +9,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../src/backend.ts';
 import { resolveConfig } from '../../src/config.ts';
-import { mcoreMethod } from '../../src/methods/mcore.ts';
+import { mcoreMethod } from '../../src/methods/mcore-method.ts';
 import { initParams } from '../../src/model/params.ts';
 import { createRng } from '../../src/rng.ts';
 import { createAdamState, DEFAULT_ADAM } from '../../src/train/adam.ts';

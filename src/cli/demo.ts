@@ -4,7 +4,7 @@
 import os from 'node:os';
 import type { Command } from 'commander';
 import { useBackend } from '../backend.ts';
-import { type DemoResults, runDemo } from '../demo.ts';
+import { type DemoResults, runDemo } from '../verbs/demo.ts';
 import { metricsTable } from './format.ts';
 import { intOption } from './options.ts';
 import { type Bar, createBar } from './progress.ts';

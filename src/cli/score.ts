@@ -11,11 +11,11 @@ import { useBackend } from '../backend.ts';
 import { McoreError } from '../errors.ts';
 import { type BatchSummary, scoreBatch } from '../score/batch.ts';
 import { listBatchInputs } from '../score/batch-inputs.ts';
-import { exportRunBundle } from '../score/export.ts';
-import { exportRunPth } from '../score/export-pth.ts';
-import { writeReport } from '../score/report.ts';
+import { writeScoreReport } from '../score/report.ts';
 import { type LoadedBundle, loadBundle, type ScoreResult } from '../score/scorer.ts';
 import { formatShard, resolveShard } from '../score/shard.ts';
+import { exportRunBundle } from '../verbs/export.ts';
+import { exportRunPth } from '../verbs/export-pth.ts';
 import { table } from './format.ts';
 import { collect, DEFAULT_PROTOCOL_HELP, intOption } from './options.ts';
 import { type Bar, createBar } from './progress.ts';
@@ -212,7 +212,7 @@ async function scoreOne(input: string, o: ScoreCliOptions): Promise<void> {
       keepFrames: o.report !== undefined,
     });
     for (const w of result.warnings) process.stderr.write(`mcore: warning: ${w}\n`);
-    if (o.report !== undefined) await writeReport(o.report, result);
+    if (o.report !== undefined) await writeScoreReport(o.report, result);
     const { frames: _frames, ...plain } = result;
     if (o.json) process.stdout.write(`${JSON.stringify(plain)}\n`);
     else process.stdout.write(`${formatScore(plain)}\n`);

@@ -7,8 +7,8 @@ import type { Command } from 'commander';
 import { type BackendName, useBackend } from '../backend.ts';
 import { McoreError } from '../errors.ts';
 import { isMethodName, METHOD_NAMES, type MethodName } from '../methods/registry.ts';
-import { type EvalRunResult, evalRun, type RunRecord, trainRun } from '../train/run.ts';
 import { setsKey } from '../train/stages.ts';
+import { type EvalRunResult, evalRun, type RunRecord, trainRun } from '../verbs/run.ts';
 import { metricsTable } from './format.ts';
 import {
   backendOption,

@@ -214,6 +214,33 @@ export async function referencePoints(
   };
 }
 
+/**
+ * The oracle of synthetic data: a ridge regression (lambda by 5-fold CV on the training split) on what
+ * decides the score there and no model can see directly — each clip's hidden stage qualities — plus the
+ * type-mean prediction (the difficulty). It bounds what any model can reach on the split; undefined when
+ * the clips carry no stage qualities (real data).
+ */
+export function oracleReference(
+  train: readonly ClipRecord[],
+  test: readonly ClipRecord[],
+  seed = 0,
+): ReferencePoint | undefined {
+  if (![...train, ...test].every((c) => c.stageQualities !== undefined)) return undefined;
+  const rows = (clips: readonly ClipRecord[]) => {
+    const typeMean = typeMeanPredictions(train, clips);
+    return clips.map((c, i) => Float64Array.from([...(c.stageQualities ?? []), typeMean[i]]));
+  };
+  const fit = fitRidgeCV(
+    rows(train),
+    train.map((c) => c.score),
+    { seed },
+  );
+  return referencePoint(
+    rows(test).map((r) => fit.predict(r)),
+    test,
+  );
+}
+
 const f3 = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
 
 /**

@@ -2,12 +2,12 @@
  * The HTML report of a demo or evaluation run: metrics table, predicted vs true scores, training
  * curves, and stage timelines of a few test clips above their frames. `buildReport` turns the data
  * into one self-contained HTML string (inline CSS, charts as SVG data URIs) plus the chart SVGs;
- * `writeReport` writes report.html, charts/*.svg and charts/*.png.
+ * `writeEvalReport` writes report.html, charts/*.svg and charts/*.png.
  *
  * Example (after a demo, see reportFromDemo):
  *   const keys = pickTimelineKeys(predictions.mcore, 4);
  *   const clips = await Promise.all(keys.map(async (key) => ({ key, frames: await cache.frames(key) })));
- *   await writeReport('mcore-demo', reportFromDemo(results, predictions, clips, { stageNames }));
+ *   await writeEvalReport('mcore-demo', reportFromDemo(results, predictions, clips, { stageNames }));
  *   // -> mcore-demo/report.html, mcore-demo/charts/{scores,training,timeline-1..4}.{svg,png}
  */
 import { mkdir } from 'node:fs/promises';
@@ -15,7 +15,6 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import type { Frame } from '../data/types.ts';
-import type { DemoResults } from '../demo.ts';
 import { McoreError } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { escapeHtml as esc } from '../io/html.ts';
@@ -31,6 +30,7 @@ import {
 } from './charts.ts';
 import type { EvalMetrics, Prediction } from './evaluate.ts';
 import { type ReferencePoints, TYPE_MEAN_MARGIN, WITHIN_TYPE_MIN } from './reference.ts';
+import type { DemoResults } from './results.ts';
 
 export type ReportMetrics = Pick<EvalMetrics, 'srcc' | 'rl2' | 'aiou50' | 'aiou75'> &
   Partial<Pick<EvalMetrics, 'srccDn' | 'srccNoDn' | 'withinTypeSrcc'>>;
@@ -376,7 +376,7 @@ ${sections.join('\n')}
  * Writes `dir`/report.html and every chart as `dir`/charts/NAME.svg and NAME.png (`pngScale` times
  * the SVG's pixel size). Returns the paths written.
  */
-export async function writeReport(
+export async function writeEvalReport(
   dir: string,
   data: ReportData,
   opts: { pngScale?: number } = {},

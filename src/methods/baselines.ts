@@ -12,7 +12,7 @@ import { linear, linearSpecs } from '../model/layers.ts';
 import type { ParamSpecs, Params } from '../model/params.ts';
 import { backboneSpecs } from '../model/regnet.ts';
 import type { Encoding, Exemplar, LossTerms, Method, PairBatch } from '../train/method.ts';
-import { featuresOf } from './mcore.ts';
+import { featuresOf } from './mcore-method.ts';
 
 /** Exemplar scores (already divided by scoreScale) are divided by this in the CoRe pair feature (y_e / theta). */
 const SCORE_SCALE = 10;

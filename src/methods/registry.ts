@@ -1,18 +1,18 @@
 /**
  * The scoring methods `mcore train --method NAME` trains, all with the same trainer and evaluated with
  * the same exemplar protocol (the demo's baselines on any dataset):
- *   - `mcore`: MCoRe (src/methods/mcore.ts);
+ *   - `mcore`: MCoRe (src/methods/mcore-method.ts);
  *   - `core`: CoRe-style whole-video contrastive regression, no stages (src/methods/baselines.ts);
  *   - `regression`: plain regression of the score from time-pooled features, no exemplars.
  */
 import type { LossConfig } from '../config.ts';
 import type { ModelConfig } from '../model/config.ts';
-import type { Method } from '../train/method.ts';
-import { coreMethod, regressionMethod } from './baselines.ts';
-import { mcoreMethod } from './mcore.ts';
+import { METHOD_NAMES, type Method, type MethodName } from '../train/method.ts';
 
-export const METHOD_NAMES = ['mcore', 'core', 'regression'] as const;
-export type MethodName = (typeof METHOD_NAMES)[number];
+export { METHOD_NAMES, type MethodName };
+
+import { coreMethod, regressionMethod } from './baselines.ts';
+import { mcoreMethod } from './mcore-method.ts';
 
 export interface MethodOptions {
   /** Train the backbone too (frames in) or only the head (features in). */

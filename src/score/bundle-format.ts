@@ -54,7 +54,7 @@ const rgb = z.tuple([z.number(), z.number(), z.number()]);
 /**
  * How frames become model input: decode or read each frame at `resize` (width x height, `fit` as in
  * src/data/images.ts), take the centre `crop` x `crop` square, scale to [0, 1], subtract `mean` and
- * divide by `std` per RGB channel. The training transform of src/train/run.ts (dataset frames at S x S,
+ * divide by `std` per RGB channel. The training transform of src/verbs/run.ts (dataset frames at S x S,
  * centre crop S, ImageNet statistics) is `squareTransform(S)`.
  */
 export const transformSchema = z.strictObject({
@@ -116,7 +116,7 @@ export interface BundleGraphs {
   scorer: Uint8Array;
 }
 
-/** The transform of src/train/run.ts at image size S: frames at S x S (stretched), centre crop S, ImageNet. */
+/** The transform of src/verbs/run.ts at image size S: frames at S x S (stretched), centre crop S, ImageNet. */
 export function squareTransform(S: number): BundleTransform {
   return squeezeCropTransform(S, S, S);
 }

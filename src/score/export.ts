@@ -1,24 +1,8 @@
-/**
- * Writing a scoring bundle (./bundle.ts) from trained parameters: the three ONNX graphs, and the
- * exemplar bank, computed once by running every training clip through the bundle's own backbone and
- * segmenter graphs in ONNX Runtime (so exemplars and queries are encoded by the same code).
- * `exportRunBundle` does it for a run folder written by `mcore train`.
- *
- * @example
- * const manifest = await exportRunBundle('runs/a', 'runs/a/bundle', { onProgress: console.error });
- * // runs/a/bundle/{manifest.json, backbone.onnx, segmenter.onnx, scorer.onnx, exemplars.*}
- */
-import path from 'node:path';
-import { loadSampledFrames, sampleClips } from '../data/clips.ts';
-import { openDataset, runGeometry } from '../data/open.ts';
 import type { Frame } from '../data/types.ts';
 import { McoreError } from '../errors.ts';
 import type { ModelConfig } from '../model/config.ts';
-import { disposeParams, type Params } from '../model/params.ts';
-import { backboneSpecs } from '../model/regnet.ts';
-import { loadWeights } from '../model/weights.ts';
+import type { Params } from '../model/params.ts';
 import { exportBackbone, exportScorer, exportSegmenter } from '../onnx/export.ts';
-import { methodOf, readRunRecord } from '../train/run.ts';
 import {
   type BundleGraphs,
   type BundleManifest,
@@ -26,7 +10,6 @@ import {
   type ExemplarRecord,
   lockBundle,
   makeManifest,
-  squeezeCropTransform,
   writeBundle,
 } from './bundle.ts';
 import { toModelInput } from './encode.ts';
@@ -47,7 +30,7 @@ export interface BundleExportOptions {
   /** train.scoreScale of the run: score = y_e + scoreScale * delta. */
   scoreScale: number;
   stageNames: readonly string[];
-  /** Default: squareTransform(model.imageSize), the training transform of src/train/run.ts. */
+  /** Default: squareTransform(model.imageSize), the training transform of src/verbs/run.ts. */
   transform?: BundleTransform;
   source?: BundleManifest['source'];
   /** The training clips that make up the exemplar bank. */
@@ -153,69 +136,4 @@ async function exportLocked(dir: string, params: Params, opts: BundleExportOptio
   }
   await writeBundle(dir, { manifest, graphs, exemplars: { records, tokens } }, { locked: true });
   return manifest;
-}
-
-export interface RunExportOptions {
-  batch?: number;
-  threads?: number;
-  onProgress?: (e: ExportEvent) => void;
-}
-
-/**
- * Exports the latest checkpoint of the run in `runDir` (written by `mcore train`) as a bundle in
- * `outDir`: the run's model and scoreScale, its dataset's stage names, and an exemplar bank of every
- * clip of the dataset's training split, sampled to T frames as training does. A head-only run takes its
- * backbone from the weights it recorded. Needs a tfjs backend (weights are read through tfjs).
- */
-export async function exportRunBundle(
-  runDir: string,
-  outDir: string,
-  opts: RunExportOptions = {},
-): Promise<BundleManifest> {
-  const { info, record } = await readRunRecord(runDir);
-  if ((record.method ?? 'mcore') !== 'mcore') {
-    throw new McoreError(
-      'E_INPUT',
-      `${runDir}: a '${record.method}' run cannot be exported; scoring bundles hold MCoRe models (train with --method mcore)`,
-    );
-  }
-  const cfg = record.config;
-  const method = methodOf(record);
-  const { params } = await loadWeights(path.join(runDir, info.folder, 'weights.safetensors'), method.specs);
-  try {
-    if (cfg.train.mode === 'head-only') {
-      if (!record.backboneWeights) {
-        throw new McoreError(
-          'E_CONFIG',
-          `${runDir}: a head-only run without recorded backbone weights cannot be exported`,
-        );
-      }
-      const backbone = await loadWeights(
-        record.backboneWeights,
-        backboneSpecs(cfg.model.backbone, 'backbone'),
-      );
-      Object.assign(params, backbone.params);
-    }
-    // The run's own geometry (FineDiving: squeeze to S x S*200/112, centre crop S), so exemplars and
-    // scored queries see frames as the model saw them in training.
-    const S = cfg.model.imageSize;
-    const geometry = runGeometry(record.dataset, S);
-    const dataset = await openDataset(record.dataset, { width: geometry.width, height: geometry.height });
-    const clips = sampleClips(dataset, cfg.model.frames).filter((c) => c.info.split === 'train');
-    const byKey = new Map(clips.map((c) => [c.key, c]));
-    return await exportBundle(outDir, params, {
-      model: cfg.model,
-      scoreScale: cfg.train.scoreScale,
-      stageNames: dataset.stageNames,
-      transform: squeezeCropTransform(geometry.width, geometry.height, S),
-      source: { dataset: record.dataset, run: path.resolve(runDir), epoch: info.epoch },
-      exemplars: clips.map((c) => ({ key: c.key, actionType: c.actionType, score: c.score })),
-      loadFrames: (key) => loadSampledFrames(dataset, byKey.get(key)!),
-      batch: opts.batch,
-      threads: opts.threads,
-      onProgress: opts.onProgress,
-    });
-  } finally {
-    disposeParams(params);
-  }
 }

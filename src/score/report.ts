@@ -6,7 +6,7 @@
  *
  * @example
  * const r = await bundle.score('dive.mp4', { keepFrames: true });
- * await writeReport('dive.html', r, { title: 'dive.mp4' });
+ * await writeScoreReport('dive.html', r, { title: 'dive.mp4' });
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -222,7 +222,7 @@ ${tables(result)}
 }
 
 /** Writes the report to `file`. A write failure: E_INPUT naming the file. */
-export async function writeReport(
+export async function writeScoreReport(
   file: string,
   result: ScoreResult,
   opts: ReportOptions = {},

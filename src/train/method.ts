@@ -46,3 +46,7 @@ export interface Method {
   /** Predicted score of a query from its exemplars (score(e) + delta(q,e), averaged). */
   predict(params: Params, query: Encoding, exemplars: Exemplar[]): number;
 }
+
+/** The scoring methods a run can train (src/methods/registry.ts builds them). */
+export const METHOD_NAMES = ['mcore', 'core', 'regression'] as const;
+export type MethodName = (typeof METHOD_NAMES)[number];

@@ -10,6 +10,7 @@
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { resolveConfig } from '../config.ts';
 import { McoreError } from '../errors.ts';
 import { appendText, writeFileAtomic } from '../io/atomic.ts';
 import { crashPoint } from '../io/faults.ts';
@@ -24,7 +25,7 @@ import {
   readCheckpointInfo,
   saveCheckpoint,
 } from './checkpoint.ts';
-import type { RunRecord } from './run.ts';
+import type { RunRecord } from './run-record.ts';
 import type { TrainState } from './trainer.ts';
 
 /** The lock file of a run folder. */
@@ -154,4 +155,15 @@ export class RunFolder {
       throw new McoreError('E_IO', `${message}; ${good}`);
     }
   }
+}
+
+/**
+ * The latest checkpoint's info and the run record, its config resolved again so that a run written
+ * before a config field existed gets that field's default.
+ */
+export async function readRunRecord(
+  runDir: string,
+): Promise<{ info: CheckpointInfo<RunRecord>; record: RunRecord }> {
+  const info = await readRunCheckpoint(runDir);
+  return { info, record: { ...info.config, config: resolveConfig(info.config.config) } };
 }

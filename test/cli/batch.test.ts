@@ -17,7 +17,7 @@ import { exportFrameFolders, exportMp4 } from '../../src/data/export.ts';
 import { openSynthDive } from '../../src/data/open.ts';
 import { ffmpegPath } from '../../src/data/video.ts';
 import type { BatchLine } from '../../src/score/results-file.ts';
-import { trainRun } from '../../src/train/run.ts';
+import { trainRun } from '../../src/verbs/run.ts';
 import { MCORE_ARGV, mcore, mcoreWithEnv, repoRoot } from '../helpers/cli.ts';
 
 let tmp: string;

@@ -3,9 +3,9 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DEMO_BACKBONE, PRETRAIN_RECORD } from '../../src/demo.ts';
 import { readSafetensors } from '../../src/io/safetensors.ts';
 import { backboneSpecs } from '../../src/model/regnet.ts';
+import { DEMO_BACKBONE, PRETRAIN_RECORD } from '../../src/verbs/demo.ts';
 import { mcore } from '../helpers/cli.ts';
 
 describe('mcore demo --quick', () => {

@@ -15,7 +15,7 @@ import { readSafetensors } from '../../src/io/safetensors.ts';
 import { flattenStateDicts, readTorchCheckpoint } from '../../src/io/torch.ts';
 import { sourceName } from '../../src/model/import-map.ts';
 import { readCheckpointInfo } from '../../src/train/checkpoint.ts';
-import { trainRun } from '../../src/train/run.ts';
+import { trainRun } from '../../src/verbs/run.ts';
 import { mcore, repoRoot } from '../helpers/cli.ts';
 
 const PYTHON = '/usr/bin/python3';

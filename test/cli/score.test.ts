@@ -8,7 +8,7 @@ import { exportFrameFolders, exportMp4 } from '../../src/data/export.ts';
 import { openSynthDive } from '../../src/data/open.ts';
 import { encodeMp4 } from '../../src/data/video.ts';
 import { lockBundle } from '../../src/score/bundle.ts';
-import { trainRun } from '../../src/train/run.ts';
+import { trainRun } from '../../src/verbs/run.ts';
 import { VERSION } from '../../src/version.ts';
 import { mcore, mcoreWithEnv } from '../helpers/cli.ts';
 import { grey } from '../helpers/frames.ts';

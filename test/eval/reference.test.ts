@@ -6,6 +6,7 @@ import { evaluate } from '../../src/eval/evaluate.ts';
 import { withinTypeSrcc } from '../../src/eval/metrics.ts';
 import {
   honestyWarnings,
+  oracleReference,
   type ReferencePoints,
   referencePoints,
   ridgeInputs,
@@ -225,5 +226,32 @@ describe('evaluate: both protocols from one encoding', () => {
       15,
     );
     expect(dn.metrics.aiou50).toBeNaN();
+  });
+});
+
+describe('oracleReference', () => {
+  const clip = (key: string, actionType: string, q: number[], score: number): ClipRecord => ({
+    key,
+    actionType,
+    score,
+    transitions: [1, 2],
+    stageQualities: q,
+  });
+
+  it('a score made of the stage qualities and the type is ranked perfectly; no qualities, no oracle', () => {
+    const rng = createRng(3);
+    const make = (n: number, prefix: string) =>
+      Array.from({ length: n }, (_, i) => {
+        const q = [rng.next(), rng.next(), rng.next()];
+        const type = i % 2 === 0 ? 'a' : 'b';
+        return clip(`${prefix}${i}`, type, q, (type === 'a' ? 50 : 70) + 10 * q[0] + 5 * q[1] + 2 * q[2]);
+      });
+    const train = make(60, 'tr');
+    const test = make(20, 'te');
+    const oracle = oracleReference(train, test);
+    expect(oracle!.srcc).toBeGreaterThan(0.99);
+    expect(oracle!.withinTypeSrcc).toBeGreaterThan(0.99);
+    const blind = test.map(({ stageQualities: _, ...c }) => c);
+    expect(oracleReference(train, blind)).toBeUndefined();
   });
 });

@@ -4,7 +4,6 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Frame } from '../../src/data/types.ts';
-import type { DemoResults } from '../../src/demo.ts';
 import { curveSeries, stageSegments, svgSize, timelineLayout, useLogScale } from '../../src/eval/charts.ts';
 import type { Prediction } from '../../src/eval/evaluate.ts';
 import {
@@ -14,9 +13,10 @@ import {
   pickTimelineKeys,
   type ReportData,
   reportFromDemo,
-  writeReport,
+  writeEvalReport,
 } from '../../src/eval/report.ts';
 import type { EpochRecord } from '../../src/train/trainer.ts';
+import type { DemoResults } from '../../src/verbs/demo.ts';
 
 /** Throws unless `xml` is well-formed: one root, matched tags, quoted attributes, known entities. */
 function assertWellFormedXml(xml: string): void {
@@ -124,14 +124,14 @@ const data: ReportData = {
   ],
 };
 
-describe('writeReport', () => {
+describe('writeEvalReport', () => {
   let dir: string;
   let html: string;
   const svg: Record<string, string> = {};
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'mcore-report-'));
-    const out = await writeReport(dir, data);
+    const out = await writeEvalReport(dir, data);
     expect(out.html).toBe(path.join(dir, 'report.html'));
     html = await readFile(out.html, 'utf8');
     for (const name of ['scores', 'training', 'timeline-1', 'timeline-2'])

@@ -10,8 +10,8 @@ import { resolveConfig } from '../../src/config.ts';
 import { exportMp4 } from '../../src/data/export.ts';
 import { writePng } from '../../src/data/images.ts';
 import { openSynthDive } from '../../src/data/open.ts';
-import { exportRunBundle } from '../../src/score/export.ts';
-import { trainRun } from '../../src/train/run.ts';
+import { exportRunBundle } from '../../src/verbs/export.ts';
+import { trainRun } from '../../src/verbs/run.ts';
 
 export interface TestBundle {
   bundleDir: string;

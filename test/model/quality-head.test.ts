@@ -4,7 +4,7 @@ import { useBackend } from '../../src/backend.ts';
 import { resolveConfig } from '../../src/config.ts';
 import { sampleClips } from '../../src/data/clips.ts';
 import { createSynthDive } from '../../src/data/synthdive/index.ts';
-import { equalTransitions, mcoreMethod } from '../../src/methods/mcore.ts';
+import { equalTransitions, mcoreMethod } from '../../src/methods/mcore-method.ts';
 import { initParams } from '../../src/model/params.ts';
 import { qualityHeadForward, qualityLoss } from '../../src/model/quality-head.ts';
 import { createRng } from '../../src/rng.ts';

@@ -16,10 +16,10 @@ import { disposeParams, initParams } from '../../src/model/params.ts';
 import { backboneSpecs } from '../../src/model/regnet.ts';
 import { saveWeights } from '../../src/model/weights.ts';
 import { createRng } from '../../src/rng.ts';
-import { exportRunPth } from '../../src/score/export-pth.ts';
 import { createAdamState } from '../../src/train/adam.ts';
 import { saveCheckpoint } from '../../src/train/checkpoint.ts';
-import { methodOf, type RunRecord } from '../../src/train/run.ts';
+import { exportRunPth } from '../../src/verbs/export-pth.ts';
+import { methodOf, type RunRecord } from '../../src/verbs/run.ts';
 import { expectMcoreRejection } from '../helpers/errors.ts';
 
 let tmp: string;

@@ -27,13 +27,13 @@ import {
   sampleIndices,
   wrapSession,
 } from '../../src/score/core.ts';
-import { exportRunBundle } from '../../src/score/export.ts';
 import { readQueryInput } from '../../src/score/input.ts';
 import { renderReport } from '../../src/score/report.ts';
 import { type LoadedBundle, loadBundle, type ScoreResult, score } from '../../src/score/scorer.ts';
 import { readCheckpointInfo } from '../../src/train/checkpoint.ts';
 import type { Method } from '../../src/train/method.ts';
-import { methodOf, type RunRecord, trainRun } from '../../src/train/run.ts';
+import { exportRunBundle } from '../../src/verbs/export.ts';
+import { methodOf, type RunRecord, trainRun } from '../../src/verbs/run.ts';
 
 const DATASET = 'synthdive:seed=1,clips=36,size=32';
 const QUERY = 'synthdive-0001';

@@ -4,7 +4,7 @@ import { useBackend } from '../../src/backend.ts';
 import { reportError } from '../../src/cli/errors.ts';
 import { resolveConfig } from '../../src/config.ts';
 import type { ClipRecord, ClipSource } from '../../src/data/clips.ts';
-import { equalTransitions, mcoreMethod } from '../../src/methods/mcore.ts';
+import { equalTransitions, mcoreMethod } from '../../src/methods/mcore-method.ts';
 import { disposeParams, initParams } from '../../src/model/params.ts';
 import { createRng } from '../../src/rng.ts';
 import { createAdamState, DEFAULT_ADAM, disposeAdamState } from '../../src/train/adam.ts';

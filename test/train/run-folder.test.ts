@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../../src/backend.ts';
 import { resolveConfig } from '../../src/config.ts';
-import { mcoreMethod } from '../../src/methods/mcore.ts';
+import { mcoreMethod } from '../../src/methods/mcore-method.ts';
 import { disposeParams, initParams, type Params } from '../../src/model/params.ts';
 import { createRng } from '../../src/rng.ts';
 import { createAdamState } from '../../src/train/adam.ts';

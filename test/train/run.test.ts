@@ -8,7 +8,7 @@ import { disposeParams, initParams } from '../../src/model/params.ts';
 import { backboneSpecs } from '../../src/model/regnet.ts';
 import { saveWeights } from '../../src/model/weights.ts';
 import { createRng } from '../../src/rng.ts';
-import { absoluteRunRecord, initRunParams, methodOf, type RunRecord } from '../../src/train/run.ts';
+import { absoluteRunRecord, initRunParams, methodOf, type RunRecord } from '../../src/verbs/run.ts';
 import { expectMcoreRejection } from '../helpers/errors.ts';
 
 beforeAll(async () => {

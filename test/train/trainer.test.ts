@@ -8,13 +8,13 @@ import { resolveConfig } from '../../src/config.ts';
 import type { ClipRecord } from '../../src/data/clips.ts';
 import { evaluate } from '../../src/eval/evaluate.ts';
 import { readSafetensors } from '../../src/io/safetensors.ts';
-import { equalTransitions, mcoreMethod } from '../../src/methods/mcore.ts';
+import { equalTransitions, mcoreMethod } from '../../src/methods/mcore-method.ts';
 import { initParams } from '../../src/model/params.ts';
 import { createRng } from '../../src/rng.ts';
 import { createAdamState, DEFAULT_ADAM } from '../../src/train/adam.ts';
 import { readCheckpointInfo } from '../../src/train/checkpoint.ts';
-import { type RunRecord, trainRun } from '../../src/train/run.ts';
 import { trainStep } from '../../src/train/trainer.ts';
+import { type RunRecord, trainRun } from '../../src/verbs/run.ts';
 
 beforeAll(async () => {
   await useBackend('wasm');

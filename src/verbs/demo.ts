@@ -14,31 +14,39 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
-import { type RunConfig, resolveConfig } from './config.ts';
-import { featureSource, frameSource, type SampledClip, sampleClips } from './data/clips.ts';
-import { openSynthDive } from './data/open.ts';
-import type { StagedDataset } from './data/types.ts';
-import { McoreError } from './errors.ts';
-import { type EvalMetrics, type EvalResult, evaluate, type Prediction } from './eval/evaluate.ts';
-import { honestyWarnings, type ReferencePoints, referencePoints } from './eval/reference.ts';
-import { pickTimelineKeys, reportFromDemo, writeReport } from './eval/report.ts';
-import { writeFileAtomic } from './io/atomic.ts';
-import { coreMethod, regressionMethod } from './methods/baselines.ts';
-import { mcoreMethod } from './methods/mcore.ts';
-import { featureDim } from './model/config.ts';
-import { assignParams, disposeParams, initParams, type Params } from './model/params.ts';
-import { backboneSpecs } from './model/regnet.ts';
-import { loadWeights } from './model/weights.ts';
-import { createRng } from './rng.ts';
-import { exportBundle } from './score/export.ts';
-import { disposeAdamState } from './train/adam.ts';
-import { extractFeatures } from './train/features.ts';
-import type { Method } from './train/method.ts';
-import { type RunRecord, trainOptionsOf } from './train/run.ts';
-import { type EpochRecord, type TrainEvent, train } from './train/trainer.ts';
+import { type RunConfig, resolveConfig } from '../config.ts';
+import { featureSource, frameSource, type SampledClip, sampleClips } from '../data/clips.ts';
+import { openSynthDive } from '../data/open.ts';
+import type { StagedDataset } from '../data/types.ts';
+import { McoreError } from '../errors.ts';
+import { type EvalMetrics, type EvalResult, evaluate, type Prediction } from '../eval/evaluate.ts';
+import {
+  honestyWarnings,
+  oracleReference,
+  type ReferencePoints,
+  referencePoints,
+} from '../eval/reference.ts';
+import { pickTimelineKeys, reportFromDemo, writeEvalReport } from '../eval/report.ts';
+import type { DemoMetrics, DemoResults, MethodResult } from '../eval/results.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
+import { coreMethod, regressionMethod } from '../methods/baselines.ts';
+import { mcoreMethod } from '../methods/mcore-method.ts';
+import { featureDim } from '../model/config.ts';
+import { assignParams, disposeParams, initParams, type Params } from '../model/params.ts';
+import { backboneSpecs } from '../model/regnet.ts';
+import { loadWeights } from '../model/weights.ts';
+import { createRng } from '../rng.ts';
+import { exportBundle } from '../score/export.ts';
+import { disposeAdamState } from '../train/adam.ts';
+import { extractFeatures } from '../train/features.ts';
+import type { Method } from '../train/method.ts';
+import { type EpochRecord, type TrainEvent, train } from '../train/trainer.ts';
+import { type RunRecord, trainOptionsOf } from './run.ts';
+
+export type { DemoMetrics, DemoResults, MethodResult };
 
 /** The shipped pretrained backbone of the demo (scripts/pretrain-backbone.ts writes it). */
-export const DEMO_BACKBONE = path.resolve(import.meta.dirname, '../assets/synthdive-backbone.safetensors');
+export const DEMO_BACKBONE = path.resolve(import.meta.dirname, '../../assets/synthdive-backbone.safetensors');
 
 export interface DemoOptions {
   out: string;
@@ -111,30 +119,6 @@ export const PRETRAIN_RECORD: RunRecord = {
   },
 };
 
-export interface MethodResult {
-  metrics: EvalMetrics;
-  history: EpochRecord[];
-  seconds: number;
-  /** honestyWarnings against the split's reference points (src/eval/reference.ts). */
-  warnings?: string[];
-}
-
-/** The headline metrics of a method in results.json (AIoU in percent). */
-export type DemoMetrics = Pick<
-  EvalMetrics,
-  'srcc' | 'srccDn' | 'srccNoDn' | 'withinTypeSrcc' | 'rl2' | 'aiou50' | 'aiou75'
->;
-
-export interface DemoResults {
-  methods: Record<string, DemoMetrics>;
-  /** The type-mean predictor and the whole-video ridge baseline on the demo's split. */
-  references?: ReferencePoints;
-  seed: number;
-  config: Record<string, unknown>;
-  details: Record<string, MethodResult>;
-  seconds: number;
-}
-
 async function trainAndEvaluate(
   method: Method,
   params: Params,
@@ -202,6 +186,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
     seed: cfg.train.seed,
   });
   opts.onProgress?.({ kind: 'references', references });
+  const oracle = oracleReference(frames.clips, test, cfg.train.seed);
 
   const details: Record<string, MethodResult> = {};
   const predictions: Record<string, Prediction[]> = {};
@@ -298,6 +283,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
       ]),
     ),
     references,
+    ...(oracle ? { oracle } : {}),
     seed: opts.seed,
     config: {
       ...cfg,
@@ -314,7 +300,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
   // Report: metrics, scatter plots, training curves, stage timelines of 4 test clips.
   const keys = pickTimelineKeys(predictions.mcore, 4);
   const shown = await Promise.all(keys.map(async (key) => ({ key, frames: await frames.cache.frames(key) })));
-  await writeReport(
+  await writeEvalReport(
     opts.out,
     reportFromDemo(results, predictions, shown, { stageNames: dataset.stageNames }),
   );

@@ -21,7 +21,7 @@ import {
 import type { ParamSpecs } from '../model/params.ts';
 import { backboneSpecs } from '../model/regnet.ts';
 import { torchShape } from '../model/weights.ts';
-import { methodOf, readRunRecord } from '../train/run.ts';
+import { methodOf, readRunRecord } from './run.ts';
 
 function take(
   file: string,

@@ -5,9 +5,9 @@
  */
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
-import { type RunConfig, resolveConfig } from '../config.ts';
+import type { RunConfig } from '../config.ts';
 import { type ClipSource, featureSource, frameSource, type SampledClip, sampleClips } from '../data/clips.ts';
-import { absoluteDatasetSpec, openDataset, runGeometry } from '../data/open.ts';
+import { openDataset, runGeometry } from '../data/open.ts';
 import type { StagedDataset } from '../data/types.ts';
 import { McoreError } from '../errors.ts';
 import { type EvalResult, evaluate } from '../eval/evaluate.ts';
@@ -19,28 +19,17 @@ import { assignParams, disposeParams, initParams, type Params } from '../model/p
 import { backboneSpecs } from '../model/regnet.ts';
 import { loadWeights } from '../model/weights.ts';
 import { createRng } from '../rng.ts';
-import { createAdamState, disposeAdamState } from './adam.ts';
-import { type CheckpointInfo, loadCheckpoint } from './checkpoint.ts';
-import { DEFAULT_FEATURE_CACHE, ensureFeatures } from './feature-cache.ts';
-import type { Method } from './method.ts';
-import { RunFolder, readRunCheckpoint } from './run-folder.ts';
-import { type ExplicitStageSettings, stagesFromDataset } from './stages.ts';
-import { type TrainEvent, type TrainOptions, type TrainState, train } from './trainer.ts';
+import { createAdamState, disposeAdamState } from '../train/adam.ts';
+import { loadCheckpoint } from '../train/checkpoint.ts';
+import { DEFAULT_FEATURE_CACHE, ensureFeatures } from '../train/feature-cache.ts';
+import type { Method } from '../train/method.ts';
+import { RunFolder, readRunRecord } from '../train/run-folder.ts';
+import { absoluteRunRecord, type RunRecord } from '../train/run-record.ts';
 
-/** What a run records besides the weights: enough to rebuild model and data. */
-export interface RunRecord {
-  dataset: string;
-  config: RunConfig;
-  /**
-   * Backbone weights: the head-only features come from them; an end-to-end run starts its backbone
-   * from them (initRunParams).
-   */
-  backboneWeights?: string;
-  /** The method trained (default 'mcore'; src/methods/registry.ts). */
-  method?: MethodName;
-  /** The feature cache folder of a head-only run (absolute), where `evalRun` looks by default. */
-  featureCache?: string;
-}
+export { absoluteRunRecord, type RunRecord, readRunRecord };
+
+import { type ExplicitStageSettings, stagesFromDataset } from '../train/stages.ts';
+import { type TrainEvent, type TrainOptions, type TrainState, train } from '../train/trainer.ts';
 
 export interface RunData {
   dataset: StagedDataset;
@@ -57,22 +46,6 @@ export function methodOf(record: RunRecord): Method {
     loss: cfg.loss,
     scoreScale: cfg.train.scoreScale,
   });
-}
-
-/**
- * The record as a run stores it: dataset, backbone weights and (head-only) the feature cache as
- * absolute paths resolved against the current directory.
- */
-export function absoluteRunRecord(record: RunRecord, featureCache?: string): RunRecord {
-  const headOnly = record.config.train.mode === 'head-only';
-  return {
-    ...record,
-    dataset: absoluteDatasetSpec(record.dataset),
-    ...(record.backboneWeights ? { backboneWeights: path.resolve(record.backboneWeights) } : {}),
-    ...(headOnly
-      ? { featureCache: path.resolve(featureCache ?? record.featureCache ?? DEFAULT_FEATURE_CACHE) }
-      : {}),
-  };
 }
 
 /**
@@ -106,17 +79,6 @@ export interface OpenRunDataOptions {
   signal?: AbortSignal;
   /** Decoded frames kept in memory, in bytes (default FRAME_CACHE_BYTES, 2 GiB). */
   frameCacheBytes?: number;
-}
-
-/**
- * The latest checkpoint's info and the run record, its config resolved again so that a run written
- * before a config field existed gets that field's default.
- */
-export async function readRunRecord(
-  runDir: string,
-): Promise<{ info: CheckpointInfo<RunRecord>; record: RunRecord }> {
-  const info = await readRunCheckpoint(runDir);
-  return { info, record: { ...info.config, config: resolveConfig(info.config.config) } };
 }
 
 /**
