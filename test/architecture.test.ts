@@ -14,7 +14,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from './helpers/cli.ts';
 
-const SRC = path.resolve(import.meta.dirname, '../src');
+const SRC = path.join(repoRoot, 'src');
 
 /** Layer of each top-level module of src/ (a folder, or a file at the root). */
 const LAYER: Record<string, number> = {
