@@ -8,11 +8,11 @@
  * const r = await bundle.score('dive.mp4', { keepFrames: true });
  * await writeScoreReport('dive.html', r, { title: 'dive.mp4' });
  */
-import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import type { Frame } from '../data/types.ts';
 import { McoreError } from '../errors.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
 import { escapeHtml } from '../io/html.ts';
 import { VERSION } from '../version.ts';
 import type { ScoreResult } from './scorer.ts';
@@ -229,7 +229,7 @@ export async function writeScoreReport(
 ): Promise<void> {
   const html = await renderReport(result, opts);
   try {
-    await writeFile(file, html);
+    await writeFileAtomic(file, html);
   } catch (e) {
     throw new McoreError('E_INPUT', `--report ${file}: cannot write the report (${(e as Error).message})`);
   }

@@ -8,7 +8,7 @@
  * --out it writes the weights (mcore names, torch layout; `mcore train --backbone FILE` takes timm's)
  * and a JSON sidecar with the model config and the import report.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { runConfigSchema } from '../config.ts';
 import { sampleClips } from '../data/clips.ts';
@@ -16,6 +16,7 @@ import { openDataset } from '../data/open.ts';
 import { IMAGENET_MEAN, IMAGENET_STD, resizeNearest } from '../data/transforms.ts';
 import type { Frame } from '../data/types.ts';
 import { McoreError } from '../errors.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
 import { refuseSpecialFile } from '../io/input-path.ts';
 import { flattenStateDicts, readTorchCheckpoint } from '../io/torch.ts';
 import { MODEL_VARIANTS, type ModelConfig, type ModelVariant, modelConfig } from '../model/config.ts';
@@ -140,7 +141,10 @@ export async function importCheckpoint(
         transform,
         ...summary,
       };
-      await writeFile(opts.out.replace(/\.safetensors$/i, '.json'), `${JSON.stringify(sidecar, null, 2)}\n`);
+      await writeFileAtomic(
+        opts.out.replace(/\.safetensors$/i, '.json'),
+        `${JSON.stringify(sidecar, null, 2)}\n`,
+      );
       return summary;
     }
     if (imported.source === 'timm-regnety') {
@@ -193,7 +197,7 @@ export async function importCheckpoint(
       },
     });
     const report = { format: 'mcore-import', version: VERSION, ...summary, manifest: undefined };
-    await writeFile(path.join(opts.out, 'import.json'), `${JSON.stringify(report, null, 2)}\n`);
+    await writeFileAtomic(path.join(opts.out, 'import.json'), `${JSON.stringify(report, null, 2)}\n`);
     return summary;
   } finally {
     disposeParams(imported.params);
