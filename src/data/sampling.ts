@@ -11,6 +11,14 @@ export interface SampleClip {
   actionType: string;
 }
 
+/**
+ * The exemplar choice of evaluation and of scoring (one rule for both): a seeded shuffle of the pool,
+ * cut to `m` (fewer when the pool is smaller).
+ */
+export function pickExemplars<T>(pool: readonly T[], m: number, rng: Rng): T[] {
+  return shuffled(pool, rng).slice(0, Math.min(m, pool.length));
+}
+
 /** Index of training clips by action type. */
 export class ExemplarIndex {
   readonly byType = new Map<string, string[]>();
@@ -51,6 +59,6 @@ export class ExemplarIndex {
   /** M distinct test exemplars (fewer when the pool is smaller), excluding the query's own key. */
   testExemplars(query: SampleClip, m: number, dn: boolean, rng: Rng): string[] {
     const pool = this.pool(query.actionType, dn).filter((k) => k !== query.key);
-    return shuffled(pool, rng).slice(0, Math.min(m, pool.length));
+    return pickExemplars(pool, m, rng);
   }
 }

@@ -26,10 +26,11 @@
  * r.perStage[1].deltas[0];       // { exemplar: 'clip-0012', delta: -1.8 }
  * await core.dispose();
  */
+import { pickExemplars } from '../data/sampling.ts';
 import type { Frame } from '../data/types.ts';
 import { McoreError } from '../errors.ts';
 import { dispose, expectInput, type OnnxSession, run } from '../onnx/session.ts';
-import { createRng, shuffled } from '../rng.ts';
+import { createRng } from '../rng.ts';
 import { type BundleManifest, type ExemplarBank, type ExemplarRecord, TOKEN_DELTA } from './bundle-format.ts';
 import { toModelInput, videoEncoder } from './encode.ts';
 
@@ -149,7 +150,7 @@ export function chooseExemplars(
         'omit --action-type to compare with the whole bank',
     );
   }
-  const chosen = shuffled(pool, createRng(opts.seed)).slice(0, Math.min(opts.count, pool.length));
+  const chosen = pickExemplars(pool, opts.count, createRng(opts.seed));
   return { chosen, pool: pool.length };
 }
 
