@@ -20,7 +20,7 @@ import path from 'node:path';
 import { McoreError } from '../errors.ts';
 import { writeFileAtomic } from './atomic.ts';
 import { encodePickle, type Py, py } from './pickle-write.ts';
-import { crc32 } from './torch.ts';
+import { crc32 } from './zip.ts';
 
 export interface TensorToWrite {
   dtype: 'F32' | 'F64' | 'I64';

@@ -13,7 +13,8 @@ import { McoreError } from '../../src/errors.ts';
 import { encodeNpy, parseNpy } from '../../src/io/npy.ts';
 import { parsePickle } from '../../src/io/pickle.ts';
 import { encodeSafetensors, parseSafetensors } from '../../src/io/safetensors.ts';
-import { parseTorchCheckpoint, TORCH_GLOBALS, ZipArchive } from '../../src/io/torch.ts';
+import { parseTorchCheckpoint, TORCH_GLOBALS } from '../../src/io/torch.ts';
+import { ZipArchive } from '../../src/io/zip.ts';
 import { PickleWriter } from './pickles.ts';
 
 const SEED = 14;

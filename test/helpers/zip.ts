@@ -2,7 +2,7 @@
  * A minimal zip writer for tests, independent of the reader in src/io/torch.ts: stored members, or
  * deflated ones whose declared size may lie (inflate bombs), optionally with zip64 records.
  */
-import { crc32 } from '../../src/io/torch.ts';
+import { crc32 } from '../../src/io/zip.ts';
 
 export interface Member {
   name: string;

@@ -8,13 +8,14 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type PyDict, parsePickle } from '../../src/io/pickle.ts';
 import { encodePickle, py } from '../../src/io/pickle-write.ts';
-import { crc32, parseTorchCheckpoint, type TorchTensor, ZipArchive } from '../../src/io/torch.ts';
+import { parseTorchCheckpoint, type TorchTensor } from '../../src/io/torch.ts';
 import {
   encodeTorchCheckpoint,
   orderedDict,
   TorchWriter,
   writeTorchCheckpoint,
 } from '../../src/io/torch-write.ts';
+import { crc32, ZipArchive } from '../../src/io/zip.ts';
 import { expectMcoreError, expectMcoreRejection } from '../helpers/errors.ts';
 
 describe('encodePickle', () => {

@@ -9,14 +9,13 @@ import { describe, expect, it } from 'vitest';
 import { PyDict } from '../../src/io/pickle.ts';
 import { encodeSafetensors } from '../../src/io/safetensors.ts';
 import {
-  crc32,
   flattenStateDicts,
   PyNamespace,
   parseTorchCheckpoint,
   readTorchCheckpoint,
   TorchTensor,
-  ZipArchive,
 } from '../../src/io/torch.ts';
+import { crc32, ZipArchive } from '../../src/io/zip.ts';
 import { expectMcoreRejection } from '../helpers/errors.ts';
 import { zip } from '../helpers/zip.ts';
 
