@@ -38,8 +38,10 @@
  *   ds.clips[0];                    // { key: 'v1', numFrames: 131, transitions: [51, 73], ... }
  *   await ds.loadFrame('v1', 0);    // 112 x 200 RGB frame 10 of videos/v1.mp4
  */
+
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, extname, relative, resolve } from 'node:path';
+import { CsvError, parse as parseCsv } from 'csv-parse/sync';
 import { z } from 'zod';
 import { mapLimit } from '../concurrency.ts';
 import { McoreError } from '../errors.ts';
@@ -197,41 +199,36 @@ const NUMBER_COLUMNS = new Set(['score', 'difficulty', 'start', 'end', 'fps']);
 const LIST_COLUMNS = new Set(['judgeScores', 'transitions']);
 const CLIP_COLUMNS = Object.keys(clipSchema.shape);
 
-/** Splits CSV text into rows of cells (RFC 4180: quotes, doubled quotes, CRLF). */
-function csvCells(text: string): { line: number; cells: string[] }[] {
-  const rows: { line: number; cells: string[] }[] = [];
-  let cells: string[] = [];
-  let cell = '';
-  let quoted = false;
-  let line = 1;
-  let rowLine = 1;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (quoted) {
-      if (ch === '"' && text[i + 1] === '"') {
-        cell += '"';
-        i++;
-      } else if (ch === '"') quoted = false;
-      else {
-        if (ch === '\n') line++;
-        cell += ch;
-      }
-    } else if (ch === '"') quoted = true;
-    else if (ch === ',') {
-      cells.push(cell);
-      cell = '';
-    } else if (ch === '\n' || ch === '\r') {
-      if (ch === '\r' && text[i + 1] === '\n') i++;
-      cells.push(cell);
-      if (cells.some((c) => c.trim() !== '')) rows.push({ line: rowLine, cells });
-      cells = [];
-      cell = '';
-      rowLine = ++line;
-    } else cell += ch;
+/**
+ * Splits CSV text into rows of cells with the line each starts on, by csv-parse (RFC 4180: quotes,
+ * doubled quotes, CRLF, a byte-order mark; blank lines skipped). Stricter than a hand-written splitter:
+ * an unclosed quote or a quote inside an unquoted cell is a problem of its line (pushed to `issues`,
+ * and then no row is read) instead of a silent misreading.
+ */
+function csvCells(text: string, issues: string[]): { line: number; cells: string[] }[] {
+  try {
+    const records = parseCsv(text, {
+      bom: true,
+      info: true,
+      raw: true,
+      relax_column_count: true,
+      skip_empty_lines: true,
+      record_delimiter: ['\r\n', '\n', '\r'],
+    }) as unknown as { info: { lines: number }; raw: string; record: string[] }[];
+    return records
+      .filter((r) => r.record.some((c) => c.trim() !== ''))
+      .map((r) => ({
+        // info.lines is the line the record ends on; a quoted cell may span lines.
+        line: r.info.lines - (r.raw.replace(/(\r\n|\r|\n)$/, '').match(/\r\n|\r|\n/g)?.length ?? 0),
+        cells: r.record,
+      }));
+  } catch (e) {
+    if (e instanceof CsvError) {
+      issues.push(`line ${e.lines ?? '?'}: not valid CSV (${e.message.replace(/ at line \d+.*$/, '')})`);
+      return [];
+    }
+    throw e;
   }
-  cells.push(cell);
-  if (cells.some((c) => c.trim() !== '')) rows.push({ line: rowLine, cells });
-  return rows;
 }
 
 function csvValue(column: string, cell: string): unknown {
@@ -254,7 +251,7 @@ const STAGES_COMMENT = /^#\s*stages\s*:(.*)$/i;
  * '#' are comments; `# stages: take-off, flight, entry` (before the header) names the stages.
  */
 function csvRows(text: string, issues: string[]): { rows: Row[]; stages?: string[] } {
-  const all = csvCells(text);
+  const all = csvCells(text, issues);
   let stages: string[] | undefined;
   const lines = all.filter(({ line, cells }) => {
     const first = cells[0].trim();

@@ -179,6 +179,31 @@ describe('manifest datasets', () => {
     expect(msg).toMatch(/line 2 'a': score: Invalid input: expected number, received string/);
   });
 
+  it('CSV that is not valid CSV (an unclosed quote, a quote inside a cell) names its line; quoted cells may span lines', async () => {
+    const head = 'key,frames,score,actionType,transitions,split';
+    await writeFile(
+      join(dir, 'unclosed.csv'),
+      [head, 'a,fd/01/3,1,107b,15 20,train', 'b,"fd/01/3,2,107b,15 20,train'].join('\n'),
+    );
+    const unclosed = await layoutError(
+      loadManifestDataset(join(dir, 'unclosed.csv'), { width: 4, height: 4 }),
+    );
+    expect(unclosed).toMatch(/line 3: not valid CSV \(Quote Not Closed/);
+    await writeFile(
+      join(dir, 'inner.csv'),
+      [head, 'a,fd/01/3,1,107b,15 20,train', 'b,fd"01,2,107b,15 20,train'].join('\n'),
+    );
+    const inner = await layoutError(loadManifestDataset(join(dir, 'inner.csv'), { width: 4, height: 4 }));
+    expect(inner).toMatch(/line 3: not valid CSV \(Invalid Opening Quote/);
+    // A quoted cell over two lines: the next row's problem still names its own first line (4).
+    await writeFile(
+      join(dir, 'multi.csv'),
+      [head, '"a\nb",fd/01/3,1,107b,15 20,train', 'c,fd/01/3,abc,107b,15 20,train'].join('\n'),
+    );
+    const multi = await layoutError(loadManifestDataset(join(dir, 'multi.csv'), { width: 4, height: 4 }));
+    expect(multi).toMatch(/line 4 'c': score: Invalid input: expected number, received string/);
+  });
+
   it('a bare JSON array of video clips with seconds: clip range and transitions from the probe fps', async () => {
     const path = await writeJson('videos.json', [
       clip({ transitions: [0.6, 0.8], transitionsUnit: 'seconds', start: 0.4, end: 1.0 }),
