@@ -3,13 +3,12 @@
  * over a strip of the sampled frames, the per-stage comparison with each exemplar as an inline SVG
  * chart, the exemplar table and the timings. Text goes in through textContent only.
  */
-import type { Frame, ScoreResult } from '../src/score/core.ts';
+import { type Frame, type ScoreResult, signed, stageTable } from '../src/score/core.ts';
 
 const STAGE_COLOURS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b'];
 const SVG = 'http://www.w3.org/2000/svg';
 
 const colour = (s: number) => STAGE_COLOURS[s % STAGE_COLOURS.length];
-const signed = (x: number, d = 3) => `${x >= 0 ? '+' : '-'}${Math.abs(x).toFixed(d)}`;
 
 function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -88,20 +87,7 @@ function timeline(r: ScoreResult): HTMLElement {
     bar.append(svg('text', { x: x + 2, y: 42, 'font-size': 11, fill: '#444' }, `${s.sourceStart}${secs}`));
   });
   box.append(bar);
-  box.append(
-    table(
-      ['stage', 'sampled', 'source frames', 'seconds', 'mean delta'],
-      r.stages.map((s, i) => [
-        s.name,
-        `${s.start}-${s.end - 1}`,
-        `${s.sourceStart}-${s.sourceEnd - 1}`,
-        s.startSec !== undefined && s.endSec !== undefined
-          ? `${s.startSec.toFixed(2)}-${s.endSec.toFixed(2)}`
-          : '-',
-        signed(r.perStage[i].mean),
-      ]),
-    ),
-  );
+  box.append(table(stageTable(r).head, stageTable(r).rows));
   return box;
 }
 

@@ -4,6 +4,7 @@
  * `mcore score INPUT... | FOLDER | @LIST --model BUNDLE --out results.jsonl [--resume] [--shard I/N | --shards N]
  *    [--jobs 2]`: batch scoring (src/score/batch.ts), one JSON line per input.
  */
+
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -12,6 +13,7 @@ import { McoreError } from '../errors.ts';
 import { type BatchSummary, scoreBatch } from '../score/batch.ts';
 import { listBatchInputs } from '../score/batch-inputs.ts';
 import { writeScoreReport } from '../score/report.ts';
+import { signed, stageTable } from '../score/result-text.ts';
 import { type LoadedBundle, loadBundle, type ScoreResult } from '../score/scorer.ts';
 import { formatShard, resolveShard } from '../score/shard.ts';
 import { exportRunBundle } from '../verbs/export.ts';
@@ -19,10 +21,6 @@ import { exportRunPth } from '../verbs/export-pth.ts';
 import { table } from './format.ts';
 import { collect, DEFAULT_PROTOCOL_HELP, intOption } from './options.ts';
 import { type Bar, createBar } from './progress.ts';
-
-function signed(x: number, digits = 3): string {
-  return `${x >= 0 ? '+' : '-'}${Math.abs(x).toFixed(digits)}`;
-}
 
 /** The human-readable result: score, stages, per-stage deltas against each exemplar. */
 export function formatScore(r: ScoreResult): string {
@@ -32,18 +30,7 @@ export function formatScore(r: ScoreResult): string {
       type === undefined ? 'from the whole bank' : `of type ${type}`
     }; mean delta ${signed(r.delta)})`,
     '',
-    table(
-      ['stage', 'sampled', 'source frames', 'seconds', 'mean delta'],
-      r.stages.map((s, i) => [
-        s.name,
-        `${s.start}-${s.end - 1}`,
-        `${s.sourceStart}-${s.sourceEnd - 1}`,
-        s.startSec !== undefined && s.endSec !== undefined
-          ? `${s.startSec.toFixed(2)}-${s.endSec.toFixed(2)}`
-          : '-',
-        signed(r.perStage[i].mean),
-      ]),
-    ),
+    table(stageTable(r).head, stageTable(r).rows),
     '',
     table(
       ['exemplar', 'type', 'score', 'delta', 'score+delta', ...r.perStage.map((s) => s.stage)],

@@ -19,7 +19,7 @@
  * s.done; s.failed; s.skipped;
  */
 import { McoreError } from '../errors.ts';
-import { readQueryInput } from './input.ts';
+import { queryOptions, readQueryInput } from './input.ts';
 import { type BatchLine, openResults, readResults } from './results-file.ts';
 import type { LoadedBundle, ScoreOptions } from './scorer.ts';
 import { formatShard, type Shard, selectShard } from './shard.ts';
@@ -160,14 +160,7 @@ export async function scoreBatch(
     const start = performance.now();
     const base = { input, position, total: inputs.length, shard: tag };
     try {
-      const q = await readQueryInput(input, {
-        count: m.frames,
-        width: m.transform.resize.width,
-        height: m.transform.resize.height,
-        fit: m.transform.resize.fit,
-        allowDamaged: o.allowDamaged,
-        fastDecode: o.fastDecode,
-      });
+      const q = await readQueryInput(input, queryOptions(m, o));
       const decodeMs = performance.now() - start;
       const { frames: _frames, ...result } = await serial(() => bundle.scoreQuery(q, scoreOpts, decodeMs));
       return { ...base, ok: true, ms: performance.now() - start, result };

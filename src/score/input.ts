@@ -18,6 +18,7 @@ import { type FitMode, listFrameFolder, readImage } from '../data/images.ts';
 import { decodeFrames, probeVideo } from '../data/video.ts';
 import { McoreError } from '../errors.ts';
 import { refuseSpecialFile } from '../io/input-path.ts';
+import type { BundleManifest } from './bundle-format.ts';
 import type { QueryInput } from './scoring.ts';
 
 export type { QueryInput };
@@ -35,6 +36,21 @@ export interface QueryInputOptions {
    * pixels; see DecodeOptions.fastDecode). Default false.
    */
   fastDecode?: boolean;
+}
+
+/** How a bundle reads its queries: T frames at its transform's resize size (plus the caller's damage and decode options). */
+export function queryOptions(
+  m: Pick<BundleManifest, 'frames' | 'transform'>,
+  o: { allowDamaged?: boolean; fastDecode?: boolean } = {},
+): QueryInputOptions {
+  return {
+    count: m.frames,
+    width: m.transform.resize.width,
+    height: m.transform.resize.height,
+    fit: m.transform.resize.fit,
+    allowDamaged: o.allowDamaged,
+    fastDecode: o.fastDecode,
+  };
 }
 
 const IMAGE_FILE = /\.(jpe?g|png|bmp|gif|webp|tiff?)$/i;

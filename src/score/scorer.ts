@@ -26,7 +26,7 @@
  * await b.dispose();
  */
 import { readBundle } from './bundle.ts';
-import { type QueryInput, readQueryInput } from './input.ts';
+import { type QueryInput, queryOptions, readQueryInput } from './input.ts';
 import {
   type ScoreOptions as CoreScoreOptions,
   createScoringCore,
@@ -93,14 +93,7 @@ export async function loadBundle(dir: string, opts: { threads?: number } = {}): 
       // Options are checked before the (slow) decoding.
       core.checkOptions(o);
       const t0 = performance.now();
-      const q = await readQueryInput(input, {
-        count: m.frames,
-        width: m.transform.resize.width,
-        height: m.transform.resize.height,
-        fit: m.transform.resize.fit,
-        allowDamaged: o.allowDamaged,
-        fastDecode: o.fastDecode,
-      });
+      const q = await readQueryInput(input, queryOptions(m, o));
       const decodeMs = performance.now() - t0;
       o.onProgress?.({ kind: 'step', step: 'decode', ms: decodeMs });
       return core.scoreQuery(q, o, decodeMs);
