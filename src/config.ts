@@ -74,8 +74,15 @@ export const runConfigSchema = z.strictObject({
       scoreScale: z.number().positive().max(1e6).default(1),
       /** Learning-rate schedule over epochs: 'constant' (the reference) or 'cosine'. */
       schedule: z.enum(['constant', 'cosine']).default('constant'),
+      /**
+       * Share of each action type's training clips held out for validation (0: none, the reference).
+       * With a share, the SRCC (no-dn) on them is measured after every epoch and the best checkpoint is
+       * kept in RUN/best beside the latest (src/train/validation.ts).
+       */
+      validation: z.number().min(0).max(0.5).default(0),
     })
     .default({
+      validation: 0,
       scoreScale: 1,
       schedule: 'constant',
       mode: 'end-to-end',

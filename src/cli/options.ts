@@ -59,6 +59,16 @@ export function intOption(flag: string, min = 1): (v: string) => number {
   };
 }
 
+/** `--checkpoint latest|best` of eval and export. */
+export function checkpointOption(): Option {
+  return new Option(
+    '--checkpoint <which>',
+    'the latest checkpoint, or the best by validation SRCC (a run trained with --set train.validation=0.1)',
+  )
+    .choices(['latest', 'best'])
+    .default('latest');
+}
+
 /** Commander collector for a repeatable option (`--set a=1 --set b=2`). */
 export function collect(value: string, previous: string[]): string[] {
   return [...previous, value];

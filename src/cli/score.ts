@@ -19,7 +19,7 @@ import { formatShard, resolveShard } from '../score/shard.ts';
 import { exportRunBundle } from '../verbs/export.ts';
 import { exportRunPth } from '../verbs/export-pth.ts';
 import { table } from './format.ts';
-import { collect, DEFAULT_PROTOCOL_HELP, intOption } from './options.ts';
+import { checkpointOption, collect, DEFAULT_PROTOCOL_HELP, intOption } from './options.ts';
 import { type Bar, createBar } from './progress.ts';
 
 /** The human-readable result: score, stages, per-stage deltas against each exemplar. */
@@ -59,37 +59,48 @@ export function register(program: Command): void {
     .option('--pth <file>', "PyTorch checkpoint to write, laid out as the MCoRe reference's last.pth")
     .option('--batch <n>', 'videos per backbone run while encoding the exemplars', intOption('--batch', 1), 4)
     .option('--threads <n>', 'ONNX Runtime threads', intOption('--threads', 1), 2)
-    .action(async (o: { run: string; out?: string; pth?: string; batch: number; threads: number }) => {
-      if (o.out === undefined && o.pth === undefined) {
-        throw new McoreError(
-          'E_INPUT',
-          `export --run ${o.run}: nothing to write; give --out BUNDLE (scoring bundle) and/or --pth FILE (PyTorch checkpoint)`,
+    .addOption(checkpointOption())
+    .action(
+      async (o: {
+        run: string;
+        out?: string;
+        pth?: string;
+        batch: number;
+        threads: number;
+        checkpoint: 'latest' | 'best';
+      }) => {
+        if (o.out === undefined && o.pth === undefined) {
+          throw new McoreError(
+            'E_INPUT',
+            `export --run ${o.run}: nothing to write; give --out BUNDLE (scoring bundle) and/or --pth FILE (PyTorch checkpoint)`,
+          );
+        }
+        if (o.pth !== undefined) {
+          const keys = await exportRunPth(o.run, o.pth, { checkpoint: o.checkpoint });
+          const counts = Object.entries(keys).map(([entry, k]) => `${entry} ${k.length}`);
+          process.stdout.write(`wrote ${o.pth}: reference checkpoint (${counts.join(', ')} keys)\n`);
+        }
+        if (o.out === undefined) return;
+        const out = o.out;
+        await useBackend('wasm');
+        let bar: Bar | undefined;
+        const manifest = await exportRunBundle(o.run, out, {
+          checkpoint: o.checkpoint,
+          batch: o.batch,
+          threads: o.threads,
+          onProgress: (e) => {
+            if (e.kind !== 'exemplars') return;
+            bar ??= createBar('exemplars', e.total);
+            bar.update(e.done);
+            if (e.done === e.total) bar.done();
+          },
+        });
+        process.stdout.write(
+          `wrote ${out}: ${manifest.stages} stages (${manifest.stageNames.join(', ')}), T ${manifest.frames}, ` +
+            `${manifest.transform.crop}x${manifest.transform.crop} frames\n`,
         );
-      }
-      if (o.pth !== undefined) {
-        const keys = await exportRunPth(o.run, o.pth);
-        const counts = Object.entries(keys).map(([entry, k]) => `${entry} ${k.length}`);
-        process.stdout.write(`wrote ${o.pth}: reference checkpoint (${counts.join(', ')} keys)\n`);
-      }
-      if (o.out === undefined) return;
-      const out = o.out;
-      await useBackend('wasm');
-      let bar: Bar | undefined;
-      const manifest = await exportRunBundle(o.run, out, {
-        batch: o.batch,
-        threads: o.threads,
-        onProgress: (e) => {
-          if (e.kind !== 'exemplars') return;
-          bar ??= createBar('exemplars', e.total);
-          bar.update(e.done);
-          if (e.done === e.total) bar.done();
-        },
-      });
-      process.stdout.write(
-        `wrote ${out}: ${manifest.stages} stages (${manifest.stageNames.join(', ')}), T ${manifest.frames}, ` +
-          `${manifest.transform.crop}x${manifest.transform.crop} frames\n`,
-      );
-    });
+      },
+    );
 
   program
     .command('score')

@@ -12,6 +12,7 @@ import { type EvalRunResult, evalRun, type RunRecord, trainRun } from '../verbs/
 import { metricsTable } from './format.ts';
 import {
   backendOption,
+  checkpointOption,
   collect,
   DEFAULT_PROTOCOL_HELP,
   frameCacheOption,
@@ -119,6 +120,10 @@ export function register(program: Command): void {
             } else if (e.kind === 'epoch') {
               bar?.done(`loss ${e.loss.toFixed(3)} (${e.seconds.toFixed(1)} s)`);
               bar = undefined;
+            } else if (e.kind === 'validation') {
+              process.stderr.write(
+                `  validation SRCC ${e.srcc.toFixed(4)}; best ${e.bestSrcc.toFixed(4)} at epoch ${e.bestEpoch} (${o.out}/best)\n`,
+              );
             }
           },
         });
@@ -135,6 +140,7 @@ export function register(program: Command): void {
     .option('--no-dn', 'exemplars from the whole training split (the default)')
     .option('--cache <dir>', "feature cache of a head-only run (default: the run's recorded cache folder)")
     .option('--json', 'print the metrics, reference points and warnings as JSON')
+    .addOption(checkpointOption())
     .addHelpText(
       'after',
       `\n${DEFAULT_PROTOCOL_HELP}; the other protocol's SRCC is reported too.\nWrites RUN/eval-no-dn.json or RUN/eval-dn.json (one file per protocol).`,
@@ -148,6 +154,7 @@ export function register(program: Command): void {
         dn?: boolean;
         cache?: string;
         json?: boolean;
+        checkpoint: 'latest' | 'best';
         frameCache?: number;
         backend: BackendName;
       }) => {
@@ -162,6 +169,7 @@ export function register(program: Command): void {
           }
         };
         const result = await evalRun(o.run, {
+          checkpoint: o.checkpoint,
           exemplars: o.exemplars,
           dn: o.dn,
           featureCache: o.cache,

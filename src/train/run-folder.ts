@@ -7,7 +7,7 @@
  * or a repeated epoch. A write that fails for a reason the user can fix (full disk, permissions) is
  * McoreError('E_IO') naming the path and the last good checkpoint, which stays usable.
  */
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { resolveConfig } from '../config.ts';
@@ -16,6 +16,7 @@ import { appendText, writeFileAtomic } from '../io/atomic.ts';
 import { crashPoint } from '../io/faults.ts';
 import { fsErrorMessage } from '../io/fs-errors.ts';
 import { acquireLock, type Lock } from '../io/lock.ts';
+import { replaceFolder } from '../io/replace-folder.ts';
 import type { ParamSpecs, Params } from '../model/params.ts';
 import {
   CHECKPOINT_FILE,
@@ -27,17 +28,35 @@ import {
 } from './checkpoint.ts';
 import type { RunRecord } from './run-record.ts';
 import type { TrainState } from './trainer.ts';
+import type { BestRecord } from './validation.ts';
 
 /** The lock file of a run folder. */
 export const RUN_LOCK = '.mcore-lock';
 export const RUN_LOG = 'log.jsonl';
 
-const OWNED_FILES = new Set([CHECKPOINT_FILE, RUN_LOG, 'eval.json', 'eval-dn.json', 'eval-no-dn.json']);
+const OWNED_FILES = new Set([
+  CHECKPOINT_FILE,
+  RUN_LOG,
+  'eval.json',
+  'eval-dn.json',
+  'eval-no-dn.json',
+  'eval-best-dn.json',
+  'eval-best-no-dn.json',
+]);
+
+/** The best checkpoint by validation SRCC (train.validation > 0): a copy of its ckpt folder plus best.json. */
+export const BEST_FOLDER = 'best';
+export const BEST_FILE = 'best.json';
 
 /** Whether `name` (an entry of a run folder) is written by mcore train/eval, so --overwrite may remove it. */
 export function ownedByRun(name: string): boolean {
   const base = name.replace(/\.tmp-\d+-[0-9a-f]{8}$/, '');
-  return OWNED_FILES.has(base) || CHECKPOINT_FOLDER.test(base);
+  return (
+    OWNED_FILES.has(base) ||
+    CHECKPOINT_FOLDER.test(base) ||
+    base === BEST_FOLDER ||
+    /^\.best\.(partial|old)-\d+-[0-9a-f]{8}$/.test(base)
+  );
 }
 
 /**
@@ -137,6 +156,25 @@ export class RunFolder {
     return file;
   }
 
+  /**
+   * Makes the checkpoint folder `ckptDir` the run's best (RUN/best: a copy of its files and best.json),
+   * replacing the previous best as a whole (src/io/replace-folder.ts): a kill leaves the old best or the new.
+   */
+  async saveBest(ckptDir: string, best: BestRecord): Promise<void> {
+    await this.guard(() =>
+      replaceFolder(
+        path.join(this.dir, BEST_FOLDER),
+        async (staging) => {
+          for (const name of await readdir(ckptDir)) {
+            await copyFile(path.join(ckptDir, name), path.join(staging, name));
+          }
+          await writeFileAtomic(path.join(staging, BEST_FILE), `${JSON.stringify(best, null, 2)}\n`);
+        },
+        { owns: () => true, what: 'best checkpoint' },
+      ),
+    );
+  }
+
   async release(): Promise<void> {
     await this.lock.release();
   }
@@ -163,7 +201,35 @@ export class RunFolder {
  */
 export async function readRunRecord(
   runDir: string,
+  checkpoint: 'latest' | 'best' = 'latest',
 ): Promise<{ info: CheckpointInfo<RunRecord>; record: RunRecord }> {
-  const info = await readRunCheckpoint(runDir);
+  const info = checkpoint === 'best' ? await readBestCheckpoint(runDir) : await readRunCheckpoint(runDir);
   return { info, record: { ...info.config, config: resolveConfig(info.config.config) } };
+}
+
+/** The best checkpoint's info (its `folder` is 'best'); E_INPUT when the run kept none. */
+export async function readBestCheckpoint(runDir: string): Promise<CheckpointInfo<RunRecord>> {
+  const dir = path.join(runDir, BEST_FOLDER);
+  if (
+    !(await stat(dir).then(
+      (s) => s.isDirectory(),
+      () => false,
+    ))
+  ) {
+    throw new McoreError(
+      'E_INPUT',
+      `${runDir}: no best checkpoint (${BEST_FOLDER}/); only a run trained with --set train.validation=0.1 (or another share) keeps one`,
+    );
+  }
+  const info = await readCheckpointInfo(dir, runRecordSchema as unknown as z.ZodType<RunRecord>);
+  return { ...info, folder: BEST_FOLDER };
+}
+
+/** RUN/best/best.json, or undefined when the run has no best checkpoint yet. */
+export async function readBestRecord(runDir: string): Promise<BestRecord | undefined> {
+  try {
+    return JSON.parse(await readFile(path.join(runDir, BEST_FOLDER, BEST_FILE), 'utf8')) as BestRecord;
+  } catch {
+    return undefined;
+  }
 }

@@ -62,8 +62,12 @@ function take(
 }
 
 /** Writes the run's latest checkpoint to `file` in the reference layout; returns its keys per entry. */
-export async function exportRunPth(runDir: string, file: string): Promise<ReferenceCheckpoint['keys']> {
-  const { info, record } = await readRunRecord(runDir);
+export async function exportRunPth(
+  runDir: string,
+  file: string,
+  opts: { checkpoint?: 'latest' | 'best' } = {},
+): Promise<ReferenceCheckpoint['keys']> {
+  const { info, record } = await readRunRecord(runDir, opts.checkpoint);
   const cfg = record.config;
   const params: Record<string, TorchLayoutTensor> = {};
   const weightsFile = path.join(runDir, info.folder, 'weights.safetensors');

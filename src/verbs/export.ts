@@ -18,6 +18,8 @@ import { type ExportEvent, exportBundle } from '../score/export.ts';
 import { methodOf, readRunRecord } from './run.ts';
 
 export interface RunExportOptions {
+  /** The latest checkpoint (default) or the best by validation SRCC (a run with train.validation > 0). */
+  checkpoint?: 'latest' | 'best';
   batch?: number;
   threads?: number;
   onProgress?: (e: ExportEvent) => void;
@@ -34,7 +36,7 @@ export async function exportRunBundle(
   outDir: string,
   opts: RunExportOptions = {},
 ): Promise<BundleManifest> {
-  const { info, record } = await readRunRecord(runDir);
+  const { info, record } = await readRunRecord(runDir, opts.checkpoint);
   if ((record.method ?? 'mcore') !== 'mcore') {
     throw new McoreError(
       'E_INPUT',

@@ -20,16 +20,23 @@ import { backboneSpecs } from '../model/regnet.ts';
 import { loadWeights } from '../model/weights.ts';
 import { createRng } from '../rng.ts';
 import { createAdamState, disposeAdamState } from '../train/adam.ts';
-import { loadCheckpoint } from '../train/checkpoint.ts';
+import { checkpointFolderName, loadCheckpoint } from '../train/checkpoint.ts';
 import { DEFAULT_FEATURE_CACHE, ensureFeatures } from '../train/feature-cache.ts';
 import type { Method } from '../train/method.ts';
 import { RunFolder, readRunRecord } from '../train/run-folder.ts';
 import { absoluteRunRecord, type RunRecord } from '../train/run-record.ts';
+import { holdOutValidation } from '../train/validation.ts';
 
 export { absoluteRunRecord, type RunRecord, readRunRecord };
 
 import { type ExplicitStageSettings, stagesFromDataset } from '../train/stages.ts';
-import { type TrainEvent, type TrainOptions, type TrainState, train } from '../train/trainer.ts';
+import {
+  type EpochRecord,
+  type TrainEvent,
+  type TrainOptions,
+  type TrainState,
+  train,
+} from '../train/trainer.ts';
 
 export interface RunData {
   dataset: StagedDataset;
@@ -151,7 +158,12 @@ export interface TrainRunOptions {
   resume: boolean;
   /** Replace the run already in `out` (its checkpoints and log); see src/train/run-folder.ts. */
   overwrite?: boolean;
-  onProgress?: (e: TrainEvent | { kind: 'features'; done: number; total: number }) => void;
+  onProgress?: (
+    e:
+      | TrainEvent
+      | { kind: 'features'; done: number; total: number }
+      | { kind: 'validation'; epoch: number; srcc: number; bestEpoch: number; bestSrcc: number },
+  ) => void;
   signal?: AbortSignal;
   /** Feature cache folder of head-only runs (default DEFAULT_FEATURE_CACHE). */
   featureCache?: string;
@@ -224,14 +236,63 @@ async function trainInFolder(
   }
   const cfg = record.config;
   const trainState: TrainState = state ?? { epoch: 0, adam: createAdamState(), history: [] };
+  // train.validation: a share of the training clips held out; the best epoch by their SRCC is kept in RUN/best.
+  let source = data.source;
+  let validate: ((p: Params) => Promise<number>) | undefined;
+  let heldOut = 0;
+  if (cfg.train.validation > 0) {
+    const { fit, val } = holdOutValidation(data.source.clips, cfg.train.validation, cfg.train.seed);
+    source = { ...data.source, clips: fit };
+    heldOut = val.length;
+    validate = async (p) =>
+      (
+        await evaluate(method, p, fit, val, {
+          exemplars: cfg.eval.exemplars,
+          dn: false,
+          seed: cfg.train.seed + 1,
+          batchVideos: cfg.eval.batchVideos,
+          load: (keys) => data.source.loadTest(keys),
+        })
+      ).metrics.srcc;
+  }
+  const validationOf = (r: EpochRecord) => r.metrics?.validationSrcc ?? Number.NEGATIVE_INFINITY;
+  let best = trainState.history.reduce<EpochRecord | undefined>(
+    (b, r) => (b === undefined || validationOf(r) > validationOf(b) ? r : b),
+    undefined,
+  );
   try {
     await folder.startLog(trainState.history);
-    await train(method, params, data.source, {
+    await train(method, params, source, {
       ...trainOptionsOf(cfg),
       state: trainState,
       signal: opts.signal,
       onProgress: opts.onProgress,
-      saveCheckpoint: (p, s) => folder.saveEpoch(p, method.specs, s, record),
+      saveCheckpoint: async (p, s) => {
+        const epoch = s.history[s.history.length - 1];
+        const srcc = validate ? await validate(p) : undefined;
+        if (srcc !== undefined) epoch.metrics = { ...epoch.metrics, validationSrcc: srcc };
+        const file = await folder.saveEpoch(p, method.specs, s, record);
+        if (srcc !== undefined) {
+          const improved = best === undefined || validationOf(epoch) > validationOf(best);
+          if (improved) {
+            best = epoch;
+            await folder.saveBest(path.join(folder.dir, checkpointFolderName(s.epoch)), {
+              epoch: s.epoch,
+              srcc,
+              history: s.history.map((r) => r.metrics?.validationSrcc ?? Number.NaN),
+              clips: heldOut,
+            });
+          }
+          opts.onProgress?.({
+            kind: 'validation',
+            epoch: s.epoch,
+            srcc,
+            bestEpoch: best!.epoch + 1, // EpochRecord.epoch counts from 0
+            bestSrcc: validationOf(best!),
+          });
+        }
+        return file;
+      },
     });
     return { epoch: trainState.epoch, history: trainState.history };
   } finally {
@@ -242,6 +303,8 @@ async function trainInFolder(
 }
 
 export interface EvalRunOptions {
+  /** The latest checkpoint (default) or the best by validation SRCC (a run with train.validation > 0). */
+  checkpoint?: 'latest' | 'best';
   exemplars?: number;
   /** The protocol: exemplars of the query's action type (true) or from the whole training split (default: the run's eval.dn, false unless set). */
   dn?: boolean;
@@ -268,8 +331,8 @@ export interface EvalRunResult extends EvalResult {
 }
 
 /** The result file of a protocol: one per protocol, so that evaluating with the other keeps both. */
-export function evalFileName(dn: boolean): string {
-  return dn ? 'eval-dn.json' : 'eval-no-dn.json';
+export function evalFileName(dn: boolean, checkpoint: 'latest' | 'best' = 'latest'): string {
+  return `eval-${checkpoint === 'best' ? 'best-' : ''}${dn ? 'dn' : 'no-dn'}.json`;
 }
 
 /**
@@ -277,7 +340,7 @@ export function evalFileName(dn: boolean): string {
  * that split (src/eval/reference.ts); writes RUN/eval-dn.json or RUN/eval-no-dn.json.
  */
 export async function evalRun(runDir: string, opts: EvalRunOptions = {}): Promise<EvalRunResult> {
-  const { info, record } = await readRunRecord(runDir);
+  const { info, record } = await readRunRecord(runDir, opts.checkpoint);
   const method = methodOf(record);
   const data = await openRunData(record, {
     featureCache: opts.featureCache ?? record.featureCache,
@@ -309,7 +372,7 @@ export async function evalRun(runDir: string, opts: EvalRunOptions = {}): Promis
     seed: cfg.train.seed,
   });
   const warnings = honestyWarnings(result.metrics, references);
-  const file = path.join(runDir, evalFileName(dn));
+  const file = path.join(runDir, evalFileName(dn, opts.checkpoint));
   await writeFileAtomic(
     file,
     `${JSON.stringify(
