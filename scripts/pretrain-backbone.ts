@@ -5,7 +5,10 @@
  * assets/synthdive-backbone.safetensors (PyTorch-style names, torch layout). The demo starts from
  * these weights the way the reference starts from ImageNet weights. About 30 minutes on one core.
  *
- *   npx tsx scripts/pretrain-backbone.ts [--out runs/pretrain-backbone]
+ *   npx tsx scripts/pretrain-backbone.ts [--out runs/pretrain-backbone] [--no-quality --asset FILE]
+ *
+ * `--no-quality` pretrains the same way without L_q (loss.qualityWeight 0: MCoRe's losses alone, the
+ * scores only), for the demo's comparison row; `--asset` writes the weights elsewhere than the shipped file.
  *
  * Resumable: run it again after a kill and it continues from the last epoch.
  */
@@ -24,7 +27,13 @@ const arg = (name: string, fallback: string) => {
   return i > 0 ? process.argv[i + 1] : fallback;
 };
 const out = arg('--out', 'runs/pretrain-backbone');
-const record = PRETRAIN_RECORD;
+const noQuality = process.argv.includes('--no-quality');
+const record = noQuality
+  ? {
+      ...PRETRAIN_RECORD,
+      config: { ...PRETRAIN_RECORD.config, loss: { ...PRETRAIN_RECORD.config.loss, qualityWeight: 0 } },
+    }
+  : PRETRAIN_RECORD;
 await useBackend('wasm');
 let bar: ReturnType<typeof createBar> | undefined;
 await trainRun(record, {
@@ -43,7 +52,9 @@ await trainRun(record, {
 const info = await readCheckpointInfo(out);
 const specs = backboneSpecs(record.config.model.backbone, 'backbone');
 const { params } = await loadWeights(path.join(out, info.folder, 'weights.safetensors'), specs);
-const target = path.resolve(import.meta.dirname, '../assets/synthdive-backbone.safetensors');
+const target = path.resolve(
+  arg('--asset', path.join(import.meta.dirname, '../assets/synthdive-backbone.safetensors')),
+);
 await saveWeights(target, params, specs, {
   generator: 'scripts/pretrain-backbone.ts',
   dataset: record.dataset,

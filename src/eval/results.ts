@@ -40,7 +40,10 @@ const cell = (x: number | undefined, scale = 1, digits = 4) =>
  * within-type SRCC, R-l2 x100 and AIoU, then the reference points of the same split. The README quotes it
  * verbatim and a test checks that it matches the committed results (docs/demo-results.json).
  */
-export function demoMarkdownTable(results: DemoResults): string {
+export function demoMarkdownTable(
+  results: DemoResults,
+  variants: readonly { label: string; results: DemoResults }[] = [],
+): string {
   const head = '| method | SRCC no-dn | SRCC dn | within-type SRCC | R-l2 x100 | AIoU@0.5 % | AIoU@0.75 % |';
   const rows = Object.entries(results.methods).map(
     ([name, m]) =>
@@ -50,6 +53,14 @@ export function demoMarkdownTable(results: DemoResults): string {
   const ref = (name: string, p: ReferencePoint, noDn: boolean, dn: boolean) =>
     `| ${name} | ${noDn ? cell(p.srcc) : '-'} | ${dn ? cell(p.srcc) : '-'} | ${cell(p.withinTypeSrcc)} | ` +
     `${cell(p.rl2, 100)} | - | - |`;
+  for (const v of variants) {
+    for (const [name, m] of Object.entries(v.results.methods)) {
+      rows.push(
+        `| \`${name}\`, ${v.label} | ${cell(m.srccNoDn)} | ${cell(m.srccDn)} | ${cell(m.withinTypeSrcc)} | ` +
+          `${cell(m.rl2, 100)} | ${cell(m.aiou50, 1, 2)} | ${cell(m.aiou75, 1, 2)} |`,
+      );
+    }
+  }
   if (results.references) {
     rows.push(ref('type-mean predictor (knows the action type)', results.references.typeMean, false, true));
     rows.push(ref('whole-video ridge baseline', results.references.ridge, true, false));

@@ -53,6 +53,10 @@ export interface DemoOptions {
   seed: number;
   /** A smoke-test size: about 30 s on 2 cores. */
   quick: boolean;
+  /** Backbone weights to start from (default: the shipped DEMO_BACKBONE), e.g. one pretrained without L_q. */
+  backbone?: string;
+  /** The methods to run (default: all of DEMO_METHODS); 'mcore' is always among them (the bundle). */
+  methods?: readonly string[];
   onProgress?: (e: DemoEvent) => void;
 }
 
@@ -145,7 +149,19 @@ async function trainAndEvaluate(
   return { result, history: state.history, seconds: (performance.now() - t0) / 1000 };
 }
 
-async function loadDemoBackbone(cfg: RunConfig): Promise<Params> {
+/** Every method of the demo, in its order. */
+export const DEMO_METHODS = [
+  'mcore',
+  'mcore-no-cont',
+  'mcore-equal-stages',
+  'mcore-head',
+  'core',
+  'regression',
+];
+
+async function loadDemoBackbone(cfg: RunConfig, file = DEMO_BACKBONE): Promise<Params> {
+  if (file !== DEMO_BACKBONE)
+    return (await loadWeights(file, backboneSpecs(cfg.model.backbone, 'backbone'))).params;
   if (!existsSync(DEMO_BACKBONE)) {
     throw new McoreError(
       'E_INPUT',
@@ -178,7 +194,15 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
     name: 'data',
     detail: `SynthDive seed ${opts.seed}: ${frames.clips.length} train / ${test.length} test clips, ${cfg.model.frames} frames of ${settings.size}x${settings.size}`,
   });
-  const pretrained = await loadDemoBackbone(cfg);
+  const wanted = new Set(opts.methods ?? DEMO_METHODS);
+  const unknown = [...wanted].filter((m) => !DEMO_METHODS.includes(m));
+  if (unknown.length > 0 || !wanted.has('mcore')) {
+    throw new McoreError(
+      'E_INPUT',
+      `demo methods: ${unknown.length > 0 ? `unknown ${unknown.join(', ')}` : "'mcore' missing"}; choose from ${DEMO_METHODS.join(', ')}, mcore included`,
+    );
+  }
+  const pretrained = await loadDemoBackbone(cfg, opts.backbone);
   // Reference points on the same split: what a model must clearly beat (src/eval/reference.ts).
   const references = await referencePoints(frames.clips, test, {
     load: (keys) => frames.loadTest(keys),
@@ -221,7 +245,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
     }),
   ];
   let bundleParams: Params | undefined;
-  for (const m of e2eMethods) {
+  for (const m of e2eMethods.filter((x) => wanted.has(x.name))) {
     opts.onProgress?.({
       kind: 'phase',
       name: m.name,
@@ -234,36 +258,43 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
   }
 
   // 3. The frozen pretrained backbone's features, shared by every head-only method.
-  opts.onProgress?.({
-    kind: 'phase',
-    name: 'features',
-    detail: 'encoding every clip once with the pretrained backbone',
-  });
-  const features = await extractFeatures(
-    pretrained,
-    cfg.model,
-    clips.map((c) => c.key),
-    (keys) => frames.loadTest(keys),
-    {
-      batch: cfg.eval.batchVideos,
-      onProgress: (done, total) => opts.onProgress?.({ kind: 'features', done, total }),
-    },
-  );
-  const feats = featureSource(clips, features, cfg.model.frames, featureDim(cfg.model));
-  const headMethods: Method[] = [
-    mcoreMethod(cfg.model, { name: 'mcore-head', backbone: false, loss: cfg.loss, scoreScale }),
-    coreMethod(cfg.model, { backbone: false, scoreScale }),
-    regressionMethod(cfg.model, { backbone: false, scoreScale }),
-  ];
-  for (const m of headMethods) {
+  const headNames = ['mcore-head', 'core', 'regression'].filter((n) => wanted.has(n));
+  if (headNames.length > 0) {
     opts.onProgress?.({
       kind: 'phase',
-      name: m.name,
-      detail: `${m.name}: head only on the shared features, ${settings.headEpochs} epochs`,
+      name: 'features',
+      detail: 'encoding every clip once with the pretrained backbone',
     });
-    const params = initParams(m.specs, createRng(cfg.train.seed + 1));
-    report(m.name, await trainAndEvaluate(m, params, feats, test, cfg, settings.headEpochs, opts.onProgress));
-    disposeParams(params);
+    const features = await extractFeatures(
+      pretrained,
+      cfg.model,
+      clips.map((c) => c.key),
+      (keys) => frames.loadTest(keys),
+      {
+        batch: cfg.eval.batchVideos,
+        onProgress: (done, total) => opts.onProgress?.({ kind: 'features', done, total }),
+      },
+    );
+    const feats = featureSource(clips, features, cfg.model.frames, featureDim(cfg.model));
+    const headMethods: Method[] = [
+      mcoreMethod(cfg.model, { name: 'mcore-head', backbone: false, loss: cfg.loss, scoreScale }),
+      coreMethod(cfg.model, { backbone: false, scoreScale }),
+      regressionMethod(cfg.model, { backbone: false, scoreScale }),
+    ];
+    for (const m of headMethods) {
+      opts.onProgress?.({
+        kind: 'phase',
+        name: m.name,
+        detail: `${m.name}: head only on the shared features, ${settings.headEpochs} epochs`,
+      });
+      if (!wanted.has(m.name)) continue;
+      const params = initParams(m.specs, createRng(cfg.train.seed + 1));
+      report(
+        m.name,
+        await trainAndEvaluate(m, params, feats, test, cfg, settings.headEpochs, opts.onProgress),
+      );
+      disposeParams(params);
+    }
   }
   disposeParams(pretrained);
 
@@ -291,6 +322,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResults> {
       size: settings.size,
       e2eEpochs: settings.e2eEpochs,
       headEpochs: settings.headEpochs,
+      ...(opts.backbone ? { backbone: path.resolve(opts.backbone) } : {}),
     },
     details,
     seconds: (performance.now() - t0) / 1000,

@@ -62,3 +62,17 @@ describe('the shipped demo backbone', () => {
     expect(Object.keys(tensors).sort()).toEqual(Object.keys(specs).sort());
   });
 });
+
+describe('mcore demo --methods / --backbone', () => {
+  it('runs a subset of the methods from given backbone weights, and refuses a subset without mcore', async () => {
+    const out = path.join(await mkdtemp(path.join(os.tmpdir(), 'mcore-demo-')), 'demo');
+    const r = await mcore('demo', '--quick', '--methods', 'mcore', '--backbone', DEMO_BACKBONE, '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    const results = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8'));
+    expect(Object.keys(results.methods)).toEqual(['mcore']);
+    expect(results.config.backbone).toBe(DEMO_BACKBONE);
+    const bad = await mcore('demo', '--quick', '--methods', 'core,nope', '--out', out);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/demo methods: unknown nope; choose from mcore, .*mcore included/);
+  });
+});
