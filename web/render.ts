@@ -3,7 +3,7 @@
  * over a strip of the sampled frames, the per-stage comparison with each exemplar as an inline SVG
  * chart, the exemplar table and the timings. Text goes in through textContent only.
  */
-import { type Frame, type ScoreResult, signed, stageTable } from '../src/score/core.ts';
+import { exemplarTable, type Frame, type ScoreResult, signed, stageTable } from '../src/score/core.ts';
 
 const STAGE_COLOURS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b'];
 const SVG = 'http://www.w3.org/2000/svg';
@@ -185,19 +185,7 @@ export function renderResult(root: HTMLElement, r: ScoreResult, info: RunInfo): 
   root.append(stageChart(r));
   const ex = el('section', { class: 'exemplars' });
   ex.append(el('h2', {}, 'Exemplars'));
-  ex.append(
-    table(
-      ['exemplar', 'type', 'score', 'delta', 'score+delta', ...r.perStage.map((s) => s.stage)],
-      r.exemplars.map((e, i) => [
-        e.key,
-        e.actionType,
-        e.score.toFixed(2),
-        signed(e.delta),
-        e.predicted.toFixed(2),
-        ...r.perStage.map((s) => signed(s.deltas[i].delta)),
-      ]),
-    ),
-  );
+  ex.append(table(exemplarTable(r).head, exemplarTable(r).rows));
   root.append(ex);
   const t = r.timings;
   const tm = el('section', { class: 'timings' });

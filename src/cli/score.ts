@@ -13,7 +13,7 @@ import { McoreError } from '../errors.ts';
 import { type BatchSummary, scoreBatch } from '../score/batch.ts';
 import { listBatchInputs } from '../score/batch-inputs.ts';
 import { writeScoreReport } from '../score/report.ts';
-import { signed, stageTable } from '../score/result-text.ts';
+import { exemplarTable, signed, stageTable } from '../score/result-text.ts';
 import { type LoadedBundle, loadBundle, type ScoreResult } from '../score/scorer.ts';
 import { formatShard, resolveShard } from '../score/shard.ts';
 import { exportRunBundle } from '../verbs/export.ts';
@@ -32,17 +32,7 @@ export function formatScore(r: ScoreResult): string {
     '',
     table(stageTable(r).head, stageTable(r).rows),
     '',
-    table(
-      ['exemplar', 'type', 'score', 'delta', 'score+delta', ...r.perStage.map((s) => s.stage)],
-      r.exemplars.map((e, i) => [
-        e.key,
-        e.actionType,
-        e.score.toFixed(2),
-        signed(e.delta),
-        e.predicted.toFixed(2),
-        ...r.perStage.map((s) => signed(s.deltas[i].delta)),
-      ]),
-    ),
+    table(exemplarTable(r).head, exemplarTable(r).rows),
   ];
   return lines.join('\n');
 }

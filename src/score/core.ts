@@ -30,7 +30,7 @@ export {
   parseManifest,
 } from './bundle-format.ts';
 export { poolStages, toModelInput, videoEncoder } from './encode.ts';
-export { signed, stageTable } from './result-text.ts';
+export { exemplarTable, signed, stageTable } from './result-text.ts';
 export {
   chooseExemplars,
   createScoringCore,

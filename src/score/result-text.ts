@@ -27,3 +27,18 @@ export function stageTable(r: ScoreResult): { head: string[]; rows: string[][] }
     ]),
   };
 }
+
+/** The exemplars of a result: key, type, score, delta, score + delta, and the delta of each stage. */
+export function exemplarTable(r: ScoreResult): { head: string[]; rows: string[][] } {
+  return {
+    head: ['exemplar', 'type', 'score', 'delta', 'score+delta', ...r.perStage.map((s) => s.stage)],
+    rows: r.exemplars.map((e, i) => [
+      e.key,
+      e.actionType,
+      e.score.toFixed(2),
+      signed(e.delta),
+      e.predicted.toFixed(2),
+      ...r.perStage.map((s) => signed(s.deltas[i].delta)),
+    ]),
+  };
+}

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/config.ts';
 import { readSafetensors } from '../../src/io/safetensors.ts';
 import { backboneSpecs } from '../../src/model/regnet.ts';
-import { DEMO_BACKBONE, PRETRAIN_RECORD } from '../../src/verbs/demo.ts';
+import { DEMO_BACKBONE, DEMO_METHODS, PRETRAIN_RECORD } from '../../src/verbs/demo.ts';
 import { mcore } from '../helpers/cli.ts';
 
 describe('mcore demo --quick', () => {
@@ -31,14 +31,7 @@ describe('mcore demo --quick', () => {
     expect(await readFile(path.join(out, 'report.html'), 'utf8')).toContain('(type-mean predictor)');
     expect(existsSync(path.join(out, 'report.html'))).toBe(true);
     expect(existsSync(path.join(out, 'bundle', 'manifest.json'))).toBe(true);
-    expect(Object.keys(a.methods)).toEqual([
-      'mcore',
-      'mcore-no-cont',
-      'mcore-equal-stages',
-      'mcore-head',
-      'core',
-      'regression',
-    ]);
+    expect(Object.keys(a.methods)).toEqual(DEMO_METHODS);
     for (const m of Object.values(a.methods) as { srcc: number; srccDn: number; rl2: number }[]) {
       expect(Number.isFinite(m.srcc)).toBe(true);
       expect(m.srccDn).toBe(m.srcc); // the demo's protocol is dn

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type DemoResults, demoMarkdownTable } from '../../src/eval/results.ts';
+import { DEMO_METHODS } from '../../src/verbs/demo.ts';
 import { repoRoot } from '../helpers/cli.ts';
 
 const results = JSON.parse(
@@ -22,14 +23,7 @@ describe('README demo table', () => {
 
   it('comes from a full demo run (seed 0, every method, the reference points and the oracle)', () => {
     expect(results.seed).toBe(0);
-    expect(Object.keys(results.methods)).toEqual([
-      'mcore',
-      'mcore-no-cont',
-      'mcore-equal-stages',
-      'mcore-head',
-      'core',
-      'regression',
-    ]);
+    expect(Object.keys(results.methods)).toEqual(DEMO_METHODS);
     expect(results.config.clips).toBe(600);
     expect(results.references?.typeMean.srcc).toBeGreaterThan(0);
     expect(results.oracle?.srcc).toBeGreaterThan(results.references!.typeMean.srcc);
