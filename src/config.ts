@@ -55,6 +55,12 @@ export const lossSchema = z.strictObject({
    * backbone pretraining uses it to learn to see each stage's quality cues.
    */
   qualityWeight: weight().default(0),
+  /**
+   * Weight of the self-supervised auxiliary loss L_rec, not in the paper (0 = off): each stage token
+   * predicts, through one linear map, the 8 x 8 average-pooled pixels of the frames it pools (the ground-
+   * truth stages). No label beyond the transitions; end-to-end training only. See src/model/recon-head.ts.
+   */
+  reconWeight: weight().default(0),
 });
 
 export const runConfigSchema = z.strictObject({

@@ -11,6 +11,7 @@ import { totalLoss } from '../model/losses.ts';
 import { compareTokens, mcoreForward, mcoreSpecs } from '../model/mcore.ts';
 import type { ParamSpecs, Params } from '../model/params.ts';
 import { qualityHeadForward, qualityHeadSpecs, qualityLoss } from '../model/quality-head.ts';
+import { reconHeadSpecs, reconLoss } from '../model/recon-head.ts';
 import { backboneForward } from '../model/regnet.ts';
 import { segmenterForward } from '../model/segmenter.ts';
 import { stagePool } from '../model/stage-pool.ts';
@@ -46,9 +47,18 @@ export function featuresOf(params: Params, cfg: ModelConfig, input: tf.Tensor): 
 export function mcoreMethod(cfg: ModelConfig, opts: McoreMethodOptions): Method {
   const K = cfg.stages;
   const withQuality = opts.loss.qualityWeight > 0;
+  const withRecon = opts.loss.reconWeight > 0;
+  if (withRecon && !opts.backbone) {
+    throw new McoreError(
+      'E_CONFIG',
+      'loss.reconWeight > 0 trains the backbone to keep what each stage looks like; head-only training has ' +
+        'no frames to reconstruct and a fixed backbone: train end to end (train.mode=end-to-end) or set loss.reconWeight=0',
+    );
+  }
   const specs: ParamSpecs = {
     ...mcoreSpecs(cfg, { backbone: opts.backbone }),
     ...(withQuality ? qualityHeadSpecs(K, featureDim(cfg)) : {}),
+    ...(withRecon ? reconHeadSpecs(featureDim(cfg), cfg.imageSize) : {}),
   };
   const scale = opts.scoreScale ?? 1;
   const loss: LossConfig = opts.fixedStages
@@ -69,7 +79,14 @@ export function mcoreMethod(cfg: ModelConfig, opts: McoreMethodOptions): Method 
           : { features: batch.input as tf.Tensor3D };
       const out = mcoreForward(params, cfg, input, { training: true, transitions, seed });
       const scores = batch.scores.map((y) => y / scale);
-      const terms: LossTerms = { ...totalLoss(out, { scores, transitions }, loss) };
+      let terms: LossTerms = { ...totalLoss(out, { scores, transitions }, loss) };
+      if (withRecon) {
+        const recon = tf.mul(
+          reconLoss(params, out.tokens, batch.input as tf.Tensor5D, transitions),
+          opts.loss.reconWeight,
+        ) as tf.Scalar;
+        terms = { ...terms, recon, total: tf.add(terms.total, recon) as tf.Scalar };
+      }
       if (!withQuality) return terms;
       if (batch.stageQualities === undefined) {
         throw new McoreError(

@@ -35,6 +35,7 @@ const LOSS: LossConfig = {
   contWeight: 10,
   aqaWeight: 1,
   qualityWeight: 0,
+  reconWeight: 0,
 };
 
 interface Fixture {

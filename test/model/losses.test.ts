@@ -228,6 +228,7 @@ describe('totalLoss', () => {
       contWeight: 10,
       aqaWeight: 1,
       qualityWeight: 0,
+      reconWeight: 0,
     });
     const aqa = value(aqaLoss(out.deltaQE, out.deltaEQ, [70], [71]));
     const tas = value(tasLoss(out.logits, targets.transitions));
@@ -243,6 +244,7 @@ describe('totalLoss', () => {
       contWeight: 10,
       aqaWeight: 1,
       qualityWeight: 0,
+      reconWeight: 0,
     });
     expect(value(none.cont)).toBe(0);
     expect(value(none.total)).toBeCloseTo(aqa + tas, 4);
@@ -252,6 +254,7 @@ describe('totalLoss', () => {
       contWeight: 10,
       aqaWeight: 2.5,
       qualityWeight: 0,
+      reconWeight: 0,
     });
     expect(value(weighted.aqa)).toBeCloseTo(2.5 * aqa, 3);
     expect(value(weighted.total)).toBeCloseTo(2.5 * aqa + tas, 3);
@@ -260,6 +263,7 @@ describe('totalLoss', () => {
       tasWeights: [1, 2],
       aqaWeight: 1,
       qualityWeight: 0,
+      reconWeight: 0,
       contWeight: 3,
       tau: 0.7,
     });

@@ -135,7 +135,14 @@ describe('mcoreForward', () => {
         return totalLoss(
           out,
           { scores, transitions: gt },
-          { contrastive: 'token', tasWeights: [1, 2], contWeight: 10, aqaWeight: 1, qualityWeight: 0 },
+          {
+            contrastive: 'token',
+            tasWeights: [1, 2],
+            contWeight: 10,
+            aqaWeight: 1,
+            qualityWeight: 0,
+            reconWeight: 0,
+          },
         ).total;
       }, vars);
       const norms: Record<string, number> = {};
@@ -171,7 +178,14 @@ describe('mcoreForward', () => {
       return totalLoss(
         out,
         { scores: [80, 77], transitions: tr },
-        { contrastive: 'token', tasWeights: [1, 2], contWeight: 10, aqaWeight: 1, qualityWeight: 0 },
+        {
+          contrastive: 'token',
+          tasWeights: [1, 2],
+          contWeight: 10,
+          aqaWeight: 1,
+          qualityWeight: 0,
+          reconWeight: 0,
+        },
       ).total;
     }, vars);
     expect(Number.isFinite(value.dataSync()[0])).toBe(true);
