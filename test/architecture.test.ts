@@ -2,10 +2,12 @@
  * The layout is the architecture: dependencies run one way, top to bottom,
  *
  *   cli -> index.ts (the library's surface) -> library verbs (verbs/: train/eval runs, export, import,
- *   demo; serve/) -> score | eval | methods -> train -> data -> model | onnx | config.ts -> io
- *   -> errors.ts <- the other root helpers (rng, concurrency, version, backend)
+ *   demo; serve/) -> score | eval | methods -> train -> data -> model | onnx | config.ts -> charts
+ *   -> io -> errors.ts <- the other root helpers (rng, concurrency, version, backend)
  *
- * with onnx beside model (onnx reads model specs, never the reverse). Every relative import in src/,
+ * with onnx beside model (onnx reads model specs, never the reverse), and charts/ (the vega-lite specs
+ * of the stage charts and their Node renderer) below everything that draws them: the eval report, the
+ * score report, and the browser page (web/, outside src/). Every relative import in src/,
  * type-only imports included, must point to the same module or a lower layer, and no file may reach
  * itself through imports (no cycles, type cycles included).
  */
@@ -30,6 +32,7 @@ const LAYER: Record<string, number> = {
   model: 2,
   onnx: 2,
   'config.ts': 2,
+  charts: 1.5,
   io: 1,
   'rng.ts': 0.5,
   'concurrency.ts': 0.5,

@@ -129,7 +129,7 @@ async function score(q: Query): Promise<void> {
     );
     const { frames: _frames, ...plain } = result;
     resultEl.dataset.result = JSON.stringify(plain);
-    renderResult(resultEl, result, runtime);
+    await renderResult(resultEl, result, runtime);
     if (result.warnings.length > 0) message('warning', `scored with warnings: ${result.warnings.join('; ')}`);
     else message('info', `scored ${query.path}`);
     setState('done');

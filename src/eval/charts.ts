@@ -1,46 +1,21 @@
 /**
- * The report's charts as vega-lite specs, rendered headless to SVG (vega View, renderer 'none', no
- * canvas needed) and to PNG through sharp (librsvg). Three kinds:
+ * The eval report's charts as vega-lite specs (rendered by src/charts/svg.ts: headless SVG, PNG
+ * through sharp). Three kinds:
  *   - predicted vs true score, one small multiple per method with the y = x line,
  *   - training curves, one small multiple per method: total loss and its terms per epoch,
  *   - a stage timeline: predicted and true stages as bars over the T sampled frames, above a strip
- *     of frame thumbnails placed on the same frame axis.
+ *     of frame thumbnails placed on the same frame axis (the stage timeline of src/charts/specs.ts,
+ *     which the score report and the browser page draw too).
  *
  * Example:
  *   const svg = await renderSvg(scatterSpec({ mcore: predictions }));
  *   const png = await svgToPng(svg, 2);   // twice the SVG's pixel size
  */
-import sharp from 'sharp';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
+import { stageSegments, stageTimelineSpec, thumbnailFrames, timelineLayout } from '../charts/specs.ts';
 import { McoreError } from '../errors.ts';
 import type { EpochRecord } from '../train/trainer.ts';
 import type { Prediction } from './evaluate.ts';
-
-/** Renders a vega-lite spec to an SVG document string (no DOM, no canvas). */
-export async function renderSvg(spec: TopLevelSpec): Promise<string> {
-  const compiled = compile(spec).spec;
-  const view = new vega.View(vega.parse(compiled as vega.Spec), { renderer: 'none' });
-  try {
-    return await view.toSVG();
-  } finally {
-    view.finalize();
-  }
-}
-
-/** Rasterises an SVG at `scale` times its pixel size (librsvg through sharp). */
-export async function svgToPng(svg: string, scale = 1): Promise<Buffer> {
-  return sharp(Buffer.from(svg), { density: 72 * scale })
-    .png()
-    .toBuffer();
-}
-
-/** Width and height in pixels declared on an SVG document's root element. */
-export function svgSize(svg: string): { width: number; height: number } {
-  const m = /<svg\b[^>]*?\bwidth="([\d.]+)"[^>]*?\bheight="([\d.]+)"/.exec(svg);
-  if (!m) throw new McoreError('E_INPUT', 'svgSize: no width/height on the <svg> element');
-  return { width: Number(m[1]), height: Number(m[2]) };
-}
 
 const PANEL = 200;
 const COLUMNS = 3;
@@ -164,26 +139,6 @@ export function trainingCurvesSpec(histories: Record<string, readonly EpochRecor
   } as TopLevelSpec;
 }
 
-/** One contiguous stage on the sampled frames: frames [start, end) belong to stage `stage`. */
-export interface StageSegment {
-  stage: number;
-  start: number;
-  end: number;
-}
-
-/** K-1 transitions on T frames -> K segments [0, t0), [t0, t1), ..., [t_{K-2}, T). */
-export function stageSegments(transitions: readonly number[], T: number): StageSegment[] {
-  const bounds = [0, ...transitions, T];
-  for (let i = 1; i < bounds.length; i++) {
-    if (!(bounds[i] > bounds[i - 1]) || !Number.isInteger(bounds[i]))
-      throw new McoreError(
-        'E_INPUT',
-        `stage transitions [${transitions.join(', ')}] must be strictly increasing integers in [1, ${T})`,
-      );
-  }
-  return bounds.slice(1).map((end, k) => ({ stage: k, start: bounds[k], end }));
-}
-
 export interface TimelineChart {
   title: string;
   stageNames: string[];
@@ -195,13 +150,6 @@ export interface TimelineChart {
   thumbnails: string[];
   /** Thumbnail height / width ratio. */
   aspect: number;
-}
-
-/** Layout of a timeline: pixels per frame, every `stride`-th frame shown as a thumbnail `thumb` px wide. */
-export function timelineLayout(T: number): { width: number; cell: number; stride: number; thumb: number } {
-  const cell = Math.max(4, Math.min(40, Math.floor(640 / T)));
-  const stride = Math.ceil(32 / cell);
-  return { width: cell * T, cell, stride, thumb: cell * stride };
 }
 
 /**
@@ -225,54 +173,20 @@ export function timelineSpec(t: TimelineChart): TopLevelSpec {
       'E_INPUT',
       `timeline '${t.title}': ${t.thumbnails.length} thumbnails for T = ${t.T} frames (need T or none)`,
     );
-  const { width, stride, thumb } = timelineLayout(t.T);
-  const bars = (row: string, tr: number[]) =>
-    stageSegments(tr, t.T).map((s) => ({ row, stage: t.stageNames[s.stage], start: s.start, end: s.end }));
-  const x = {
-    type: 'quantitative' as const,
-    scale: { domain: [0, t.T], nice: false, zero: false },
-  };
-  const stagesView = {
-    width,
-    height: 50,
-    data: { values: [...bars('predicted', t.predicted), ...bars('true', t.truth)] },
-    mark: { type: 'rect' as const, stroke: 'white', strokeWidth: 1 },
-    encoding: {
-      x: { ...x, field: 'start', title: 'sampled frame', axis: { tickMinStep: 1, format: 'd' } },
-      x2: { field: 'end' },
-      y: { field: 'row', type: 'nominal' as const, sort: ['predicted', 'true'], title: null },
-      color: {
-        field: 'stage',
-        type: 'nominal' as const,
-        sort: t.stageNames,
-        scale: { domain: t.stageNames },
-        title: 'stage',
-      },
-    },
-  };
-  const views: object[] = [stagesView];
-  if (t.thumbnails.length > 0) {
-    const shown = [];
-    for (let i = 0; i < t.T; i += stride) shown.push({ frame: i, url: t.thumbnails[i] });
-    const h = Math.round(thumb * t.aspect);
-    views.push({
-      width,
-      height: h,
-      data: { values: shown },
-      mark: { type: 'image' as const, width: thumb, height: h, align: 'left', baseline: 'top', aria: false },
-      encoding: {
-        x: { ...x, field: 'frame', axis: null },
-        y: { value: 0 },
-        url: { field: 'url', type: 'nominal' as const },
-      },
-    });
-  }
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: t.title, fontSize: 12 },
-    spacing: 4,
-    vconcat: views,
-    resolve: { scale: { x: 'shared' } },
-    config: { view: { stroke: null } },
-  } as TopLevelSpec;
+  const layout = timelineLayout(t.T);
+  return stageTimelineSpec({
+    title: t.title,
+    stageNames: t.stageNames,
+    T: t.T,
+    rows: [
+      { label: 'predicted', segments: stageSegments(t.predicted, t.T) },
+      { label: 'true', segments: stageSegments(t.truth, t.T) },
+    ],
+    layout,
+    thumbnails:
+      t.thumbnails.length === 0
+        ? []
+        : thumbnailFrames(t.T, layout).map((frame) => ({ frame, url: t.thumbnails[frame] })),
+    aspect: t.aspect,
+  });
 }

@@ -14,20 +14,14 @@ import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
+import { timelineLayout } from '../charts/specs.ts';
+import { renderSvg, svgSize, svgToPng } from '../charts/svg.ts';
 import type { Frame } from '../data/types.ts';
 import { McoreError } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { escapeHtml as esc } from '../io/html.ts';
 import type { EpochRecord } from '../train/trainer.ts';
-import {
-  renderSvg,
-  scatterSpec,
-  svgSize,
-  svgToPng,
-  timelineLayout,
-  timelineSpec,
-  trainingCurvesSpec,
-} from './charts.ts';
+import { scatterSpec, timelineSpec, trainingCurvesSpec } from './charts.ts';
 import type { EvalMetrics, Prediction } from './evaluate.ts';
 import { type ReferencePoints, TYPE_MEAN_MARGIN, WITHIN_TYPE_MIN } from './reference.ts';
 import type { DemoResults } from './results.ts';

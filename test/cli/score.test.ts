@@ -12,6 +12,7 @@ import { trainRun } from '../../src/verbs/run.ts';
 import { VERSION } from '../../src/version.ts';
 import { mcore, mcoreWithEnv } from '../helpers/cli.ts';
 import { grey } from '../helpers/frames.ts';
+import { markItems } from '../helpers/vega-svg.ts';
 
 let tmp: string;
 let bundle: string;
@@ -107,8 +108,10 @@ describe('mcore score', () => {
       "mcore: warning: only 2 exemplar(s) of action type '405c' in the bundle (asked for 10)\n",
     );
     const html = await readFile(report, 'utf8');
-    expect(html).toContain('<svg');
-    expect(html.match(/<rect /g)).toHaveLength(3 * 2);
+    // The charts (their numbers: test/score/scorer.test.ts): 3 stages x 2 exemplars, 3 means, 3 stage bars.
+    expect(markItems(html, 'deltaBars')).toHaveLength(3 * 2);
+    expect(markItems(html, 'deltaMeans')).toHaveLength(3);
+    expect(markItems(html, 'stageBars')).toHaveLength(3);
   });
 
   it('refuses bad input with one line and exit code 2', async () => {

@@ -3,8 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stageSegments, timelineLayout } from '../../src/charts/specs.ts';
+import { svgSize } from '../../src/charts/svg.ts';
 import type { Frame } from '../../src/data/types.ts';
-import { curveSeries, stageSegments, svgSize, timelineLayout, useLogScale } from '../../src/eval/charts.ts';
+import { curveSeries, useLogScale } from '../../src/eval/charts.ts';
 import type { Prediction } from '../../src/eval/evaluate.ts';
 import {
   buildReport,

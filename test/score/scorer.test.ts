@@ -29,11 +29,13 @@ import {
 } from '../../src/score/core.ts';
 import { readQueryInput } from '../../src/score/input.ts';
 import { renderReport } from '../../src/score/report.ts';
+import { signed } from '../../src/score/result-text.ts';
 import { type LoadedBundle, loadBundle, type ScoreResult, score } from '../../src/score/scorer.ts';
 import { readCheckpointInfo } from '../../src/train/checkpoint.ts';
 import type { Method } from '../../src/train/method.ts';
 import { exportRunBundle } from '../../src/verbs/export.ts';
 import { methodOf, type RunRecord, trainRun } from '../../src/verbs/run.ts';
+import { attrOf, checkDeltaBars, markItems, rectOf } from '../helpers/vega-svg.ts';
 
 const DATASET = 'synthdive:seed=1,clips=36,size=32';
 const QUERY = 'synthdive-0001';
@@ -237,8 +239,25 @@ describe('score in ONNX Runtime', () => {
 
     const html = await renderReport(r);
     expect(html).toMatch(/^<!DOCTYPE html>/);
-    expect(html.match(/<rect /g)).toHaveLength(3 * r.exemplars.length);
-    expect(html.match(/src="data:image\/jpeg;base64,/g)).toHaveLength(16);
+    // The per-stage chart: one bar per (stage, exemplar), heights proportional to the deltas; the means.
+    expect(checkDeltaBars(html, r.perStage)).toBeGreaterThan(0);
+    expect(markItems(html, 'deltaBars')).toHaveLength(3 * r.exemplars.length);
+    expect(markItems(html, 'deltaMeans').map((el) => attrOf(el, 'aria-label'))).toEqual(
+      r.perStage.map((s) => `${s.stage}: mean ${signed(s.mean)}`),
+    );
+    // The timeline: a bar per stage over its sampled frames, and (T = 16) a JPEG thumbnail of every frame.
+    const stageBars = markItems(html, 'stageBars');
+    expect(stageBars.map((el) => /^(\S+):/.exec(attrOf(el, 'aria-label')!)![1])).toEqual(
+      r.stages.map((s) => s.name),
+    );
+    const widths = stageBars.map((el) => rectOf(el).w);
+    r.stages.forEach((s, k) => {
+      expect(widths[k] / widths[0]).toBeCloseTo((s.end - s.start) / (r.stages[0].end - r.stages[0].start), 6);
+    });
+    const thumbs = markItems(html, 'thumbnails');
+    expect(thumbs).toHaveLength(16);
+    for (const el of thumbs) expect(attrOf(el, 'xlink:href')).toMatch(/^data:image\/jpeg;base64,/);
+    expect(html).toContain('<title>sampled frame 5 (source frame');
     expect(html).not.toMatch(/(src|href)="http/);
     for (const name of ['take-off', 'flight', 'entry']) expect(html).toContain(name);
   });

@@ -19,15 +19,18 @@ import { promisify } from 'node:util';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildWeb } from '../../scripts/build-web.mjs';
+import { resultTimelineLayout, thumbnailFrames } from '../../src/charts/specs.ts';
 import { openSynthDive } from '../../src/data/open.ts';
 import { encodeMp4, ffmpegPath } from '../../src/data/video.ts';
-import type { ScoreResult } from '../../src/score/core.ts';
+import { type ScoreResult, signed } from '../../src/score/core.ts';
 import { makeTestBundle, type TestBundle } from '../helpers/bundle.ts';
 import { MCORE_ARGV, mcore, repoRoot } from '../helpers/cli.ts';
+import { checkDeltaBars } from '../helpers/vega-svg.ts';
 
 // Browser globals used inside page.evaluate callbacks (this file is type-checked with Node's lib).
 interface PageElement {
   textContent: string | null;
+  title: string;
   dataset: Record<string, string | undefined>;
   value: string;
 }
@@ -202,10 +205,30 @@ describe.skipIf(!HAVE_CHROMIUM)('the scoring page in Chromium', () => {
     }
     // The page shows what the result says.
     expect(await page.textContent('#score-value')).toBe(r.score.toFixed(2));
-    const bars = await page.locator('svg.stagechart rect').count();
-    expect(bars).toBe(r.exemplars.length * r.perStage.length);
+    // The charts, drawn by vega in the page: per stage one bar per exemplar (heights proportional to the
+    // deltas) and the mean; the stages over the frames, above thumbnails of every stride-th frame.
+    const K = r.perStage.length;
+    const perStage = await page.innerHTML('.stagechart');
+    expect(await page.locator('.stagechart g.deltaBars_marks > path').count()).toBe(r.exemplars.length * K);
+    expect(checkDeltaBars(perStage, r.perStage)).toBeGreaterThan(0);
+    expect(await page.locator('.stagechart g.deltaMeans_marks > line').count()).toBe(K);
+    expect(await page.locator('.stagebar g.stageBars_marks > path').count()).toBe(K);
+    const T = r.input.sampled.length;
+    const thumbs = thumbnailFrames(T, resultTimelineLayout(T)).length;
+    expect(thumbs).toBeLessThanOrEqual(16);
+    expect(await page.locator('.stagebar g.thumbnails_marks > image').count()).toBe(thumbs);
+    // vega's tooltip: hovering the tallest bar names its stage, exemplar and delta.
+    const deltas = r.perStage.flatMap((s) => s.deltas.map((d) => ({ ...d, stage: s.stage })));
+    const tallest = deltas.reduce((a, d, i) => (Math.abs(d.delta) > Math.abs(deltas[a].delta) ? i : a), 0);
+    await page.locator('.stagechart g.deltaBars_marks > path').nth(tallest).hover();
+    const tip = `${deltas[tallest].stage} vs ${deltas[tallest].exemplar}: ${signed(deltas[tallest].delta)}`;
+    await page.waitForFunction(
+      (t: string) =>
+        [...document.querySelectorAll('.stagechart[title], .stagechart [title]')].some((e) => e.title === t),
+      tip,
+      { timeout: 5_000 },
+    );
     expect(await page.locator('.exemplars tr').count()).toBe(r.exemplars.length + 1);
-    expect(await page.locator('.strip canvas').count()).toBe(Math.min(16, r.input.sampled.length));
   });
 
   it('scores an MP4 with the transitions of Node within 1 sampled frame', async () => {
