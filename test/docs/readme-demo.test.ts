@@ -12,13 +12,28 @@ import { repoRoot } from '../helpers/cli.ts';
 const results = JSON.parse(
   readFileSync(path.join(repoRoot, 'docs/demo-results.json'), 'utf8'),
 ) as DemoResults;
+const noLq = JSON.parse(
+  readFileSync(path.join(repoRoot, 'docs/demo-results-no-lq.json'), 'utf8'),
+) as DemoResults;
 const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
 
 describe('README demo table', () => {
-  it('is demoMarkdownTable of docs/demo-results.json, between its markers', () => {
+  it('is demoMarkdownTable of docs/demo-results.json with the no-L_q row, between its markers', () => {
     const m = /<!-- demo-table:begin -->\n([\s\S]*?)\n<!-- demo-table:end -->/.exec(readme);
     expect(m, 'README.md lacks the demo-table markers').not.toBeNull();
-    expect(m![1]).toBe(demoMarkdownTable(results));
+    expect(m![1]).toBe(
+      demoMarkdownTable(results, [{ label: 'backbone pretrained without L_q', results: noLq }]),
+    );
+  });
+
+  it('the no-L_q row is a full demo run of mcore on seed 0 from a backbone pretrained without L_q', () => {
+    expect(noLq.seed).toBe(0);
+    expect(Object.keys(noLq.methods)).toEqual(['mcore']);
+    expect(noLq.config.clips).toBe(600);
+    expect(String(noLq.config.backbone)).toMatch(/--no-quality/);
+    expect((noLq.config.loss as { qualityWeight: number }).qualityWeight).toBe(0);
+    // Same data and split: the reference points agree with the main run's.
+    expect(noLq.references?.typeMean.srcc).toBe(results.references?.typeMean.srcc);
   });
 
   it('comes from a full demo run (seed 0, every method, the reference points and the oracle)', () => {

@@ -1,0 +1,160 @@
+/**
+ * Does a path learn how well an action was done from final scores alone? The whole user path —
+ * `mcore train` from random weights, then `mcore eval` — on SynthDive data that no shipped weight has
+ * seen (a fresh seed; its hidden stage qualities are never read), once per configuration, with the
+ * reference points of the same split (the action type's training mean; a whole-video ridge):
+ *
+ *   - paper:  MCoRe's objective alone (L_aqa + L_tas + L_cont), the scores only;
+ *   - L_rec:  the same plus the self-supervised stage reconstruction loss (loss.reconWeight), which
+ *             reads nothing but the clips' own pixels and the stage transitions training already uses.
+ *
+ * Prints a table (SRCC without action types, with them, within-type; wall time of train + eval) and
+ * writes bench/learn/results.json. Targets of issue 10: SRCC without types >= 0.6, within-type >= 0.5,
+ * the whole path <= 30 minutes on 2 cores for 300 training clips. Configurations run side by side
+ * (`--jobs`, default 2: tfjs-wasm trains on one core each).
+ *
+ *   npx tsx bench/learn/bench.ts [--seed 2002] [--clips 400] [--epochs 30] [--jobs 2] [--out DIR]
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+const argv = process.argv.slice(2);
+const arg = (name: string, fallback: string) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : fallback;
+};
+const SEED = Number(arg('--seed', '2002'));
+const CLIPS = Number(arg('--clips', '400'));
+const EPOCHS = Number(arg('--epochs', '30'));
+const JOBS = Number(arg('--jobs', '2'));
+const OUT = path.resolve(arg('--out', path.join(os.tmpdir(), `mcore-bench-learn-${SEED}`)));
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const CLI = path.join(ROOT, 'bin/mcore.js');
+
+/** The demo's small model and schedule, from random weights (no --backbone), the backbone at full rate. */
+const BASE = {
+  variant: 'mcore-tiny',
+  model: { frames: 16, imageSize: 32 },
+  train: { seed: 0, epochs: EPOCHS, batchPairs: 8, lr: 3e-3, backboneLrScale: 1, scoreScale: 10, schedule: 'cosine' },
+  eval: { exemplars: 10, dn: false, batchVideos: 32 },
+};
+
+export const CONFIGS: { name: string; what: string; set: string[] }[] = [
+  { name: 'paper', what: "MCoRe's objective, scores only", set: [] },
+  { name: 'L_rec', what: 'scores + self-supervised stage reconstruction (loss.reconWeight=10)', set: ['loss.reconWeight=10'] },
+];
+
+function run(args: string[], logFile: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
+    child.on('close', async (code) => {
+      await writeFile(logFile, `${out}\n${err}`);
+      if (code === 0) resolve(out);
+      else reject(new Error(`mcore ${args.join(' ')} exited ${code}; see ${logFile}`));
+    });
+  });
+}
+
+interface Row {
+  name: string;
+  what: string;
+  srccNoDn: number;
+  srccDn: number;
+  withinType: number;
+  typeMeanDn: number;
+  ridgeNoDn: number;
+  ridgeWithinType: number;
+  seconds: number;
+}
+
+async function measure(c: (typeof CONFIGS)[number]): Promise<Row> {
+  const dir = path.join(OUT, c.name.replace(/\W/g, ''));
+  const configFile = path.join(OUT, 'config.json');
+  const t0 = performance.now();
+  await run(
+    [
+      'train',
+      '--dataset',
+      `synthdive:seed=${SEED},clips=${CLIPS},size=32`,
+      '--config',
+      configFile,
+      ...c.set.flatMap((s) => ['--set', s]),
+      '--out',
+      dir,
+      '--overwrite',
+    ],
+    `${dir}.train.log`,
+  );
+  const out = await run(['eval', '--run', dir, '--json'], `${dir}.eval.log`);
+  const seconds = (performance.now() - t0) / 1000;
+  const r = JSON.parse(out) as {
+    metrics: { srccDn: number; srccNoDn: number; withinTypeSrcc: number };
+    references: { typeMean: { srcc: number }; ridge: { srcc: number; withinTypeSrcc: number } };
+  };
+  process.stdout.write(`${c.name}: done in ${seconds.toFixed(0)} s\n`);
+  return {
+    name: c.name,
+    what: c.what,
+    srccNoDn: r.metrics.srccNoDn,
+    srccDn: r.metrics.srccDn,
+    withinType: r.metrics.withinTypeSrcc,
+    typeMeanDn: r.references.typeMean.srcc,
+    ridgeNoDn: r.references.ridge.srcc,
+    ridgeWithinType: r.references.ridge.withinTypeSrcc,
+    seconds,
+  };
+}
+
+async function main(): Promise<void> {
+  await mkdir(OUT, { recursive: true });
+  await writeFile(path.join(OUT, 'config.json'), JSON.stringify(BASE, null, 2));
+  process.stdout.write(
+    `SynthDive seed ${SEED}, ${CLIPS} clips (75% train), ${EPOCHS} epochs from random weights, ${JOBS} at a time; runs in ${OUT}\n`,
+  );
+  const rows: Row[] = new Array(CONFIGS.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(JOBS, CONFIGS.length) }, async () => {
+      while (next < CONFIGS.length) {
+        const i = next++;
+        rows[i] = await measure(CONFIGS[i]);
+      }
+    }),
+  );
+  const f = (x: number) => x.toFixed(3);
+  const ref = rows[0];
+  const lines = [
+    '| configuration | SRCC no-dn | SRCC dn | within-type | train + eval |',
+    '|---|---|---|---|---|',
+    ...rows.map(
+      (r) => `| ${r.name}: ${r.what} | ${f(r.srccNoDn)} | ${f(r.srccDn)} | ${f(r.withinType)} | ${r.seconds.toFixed(0)} s |`,
+    ),
+    `| reference: action type's training mean | - | ${f(ref.typeMeanDn)} | 0.000 | - |`,
+    `| reference: whole-video ridge on pixels | ${f(ref.ridgeNoDn)} | - | ${f(ref.ridgeWithinType)} | - |`,
+  ];
+  process.stdout.write(`\n${lines.join('\n')}\n`);
+  const results = {
+    seed: SEED,
+    clips: CLIPS,
+    epochs: EPOCHS,
+    jobs: JOBS,
+    machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}`,
+    date: new Date().toISOString(),
+    rows,
+  };
+  const file = path.join(ROOT, 'bench/learn/results.json');
+  await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
+  process.stdout.write(`wrote ${file}\n`);
+}
+
+await main();
