@@ -9,27 +9,32 @@
  *             reads nothing but the clips' own pixels and the stage transitions training already uses.
  *
  * Prints a table (SRCC without action types, with them, within-type; wall time of train + eval) and
- * writes bench/learn/results.json. Targets of issue 10: SRCC without types >= 0.6, within-type >= 0.5,
+ * writes bench/learn/results-CLIPS.json. Targets of issue 10: SRCC without types >= 0.6, within-type >= 0.5,
  * the whole path <= 30 minutes on 2 cores for 300 training clips. Configurations run side by side
  * (`--jobs`, default 2: tfjs-wasm trains on one core each).
  *
- *   npx tsx bench/learn/bench.ts [--seed 2002] [--clips 400] [--epochs 30] [--jobs 2] [--out DIR]
+ *   - cross-type: pairs of different action types too (train.dn=false) and no L_cont.
+ *
+ *   npx tsx bench/learn/bench.ts [--seeds 2002,2003,...] [--clips 400] [--epochs 30] [--jobs 2] [--configs a,b] [--out DIR]
+ *
+ * Adds each seed's rows to bench/learn/results-CLIPS.json (other seeds' rows are kept) and prints the table.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { learnTable, type Results, type Row } from './table.ts';
 
 const argv = process.argv.slice(2);
 const arg = (name: string, fallback: string) => {
   const i = argv.indexOf(name);
   return i >= 0 ? argv[i + 1] : fallback;
 };
-const SEED = Number(arg('--seed', '2002'));
+const SEEDS = arg('--seeds', arg('--seed', '2002')).split(',').map(Number);
 const CLIPS = Number(arg('--clips', '400'));
 const EPOCHS = Number(arg('--epochs', '30'));
 const JOBS = Number(arg('--jobs', '2'));
-const OUT = path.resolve(arg('--out', path.join(os.tmpdir(), `mcore-bench-learn-${SEED}`)));
+const OUT = path.resolve(arg('--out', path.join(os.tmpdir(), `mcore-bench-learn-${CLIPS}`)));
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const CLI = path.join(ROOT, 'bin/mcore.js');
 
@@ -37,14 +42,33 @@ const CLI = path.join(ROOT, 'bin/mcore.js');
 const BASE = {
   variant: 'mcore-tiny',
   model: { frames: 16, imageSize: 32 },
-  train: { seed: 0, epochs: EPOCHS, batchPairs: 8, lr: 3e-3, backboneLrScale: 1, scoreScale: 10, schedule: 'cosine' },
+  train: {
+    seed: 0,
+    epochs: EPOCHS,
+    batchPairs: 8,
+    lr: 3e-3,
+    backboneLrScale: 1,
+    scoreScale: 10,
+    schedule: 'cosine',
+  },
   eval: { exemplars: 10, dn: false, batchVideos: 32 },
 };
 
-export const CONFIGS: { name: string; what: string; set: string[] }[] = [
+const ALL_CONFIGS: { name: string; what: string; set: string[] }[] = [
   { name: 'paper', what: "MCoRe's objective, scores only", set: [] },
-  { name: 'L_rec', what: 'scores + self-supervised stage reconstruction (loss.reconWeight=10)', set: ['loss.reconWeight=10'] },
+  {
+    name: 'L_rec',
+    what: 'scores + self-supervised stage reconstruction (loss.reconWeight=10)',
+    set: ['loss.reconWeight=10'],
+  },
+  {
+    name: 'cross-type',
+    what: 'pairs across action types (train.dn=false), no L_cont',
+    set: ['train.dn=false', 'loss.contrastive=none'],
+  },
 ];
+const CHOSEN = arg('--configs', ALL_CONFIGS.map((c) => c.name).join(',')).split(',');
+const CONFIGS = ALL_CONFIGS.filter((c) => CHOSEN.includes(c.name));
 
 function run(args: string[], logFile: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -65,27 +89,15 @@ function run(args: string[], logFile: string): Promise<string> {
   });
 }
 
-interface Row {
-  name: string;
-  what: string;
-  srccNoDn: number;
-  srccDn: number;
-  withinType: number;
-  typeMeanDn: number;
-  ridgeNoDn: number;
-  ridgeWithinType: number;
-  seconds: number;
-}
-
-async function measure(c: (typeof CONFIGS)[number]): Promise<Row> {
-  const dir = path.join(OUT, c.name.replace(/\W/g, ''));
-  const configFile = path.join(OUT, 'config.json');
+async function measure(c: (typeof CONFIGS)[number], seed: number): Promise<Row> {
+  const dir = path.join(OUT, String(seed), c.name.replace(/\W/g, ''));
+  const configFile = path.join(OUT, String(seed), 'config.json');
   const t0 = performance.now();
   await run(
     [
       'train',
       '--dataset',
-      `synthdive:seed=${SEED},clips=${CLIPS},size=32`,
+      `synthdive:seed=${seed},clips=${CLIPS},size=32`,
       '--config',
       configFile,
       ...c.set.flatMap((s) => ['--set', s]),
@@ -115,46 +127,56 @@ async function measure(c: (typeof CONFIGS)[number]): Promise<Row> {
   };
 }
 
-async function main(): Promise<void> {
-  await mkdir(OUT, { recursive: true });
-  await writeFile(path.join(OUT, 'config.json'), JSON.stringify(BASE, null, 2));
-  process.stdout.write(
-    `SynthDive seed ${SEED}, ${CLIPS} clips (75% train), ${EPOCHS} epochs from random weights, ${JOBS} at a time; runs in ${OUT}\n`,
-  );
+/** The results file of this clip count, with the runs of earlier seeds kept (one seed per run). */
+async function loadResults(file: string): Promise<Results> {
+  try {
+    const r = JSON.parse(await readFile(file, 'utf8'));
+    if (r.seeds) return r as Results;
+    // A file from a single-seed run.
+    return {
+      clips: r.clips,
+      epochs: r.epochs,
+      seeds: { [r.seed]: { date: r.date, machine: r.machine, jobs: r.jobs, rows: r.rows } },
+    };
+  } catch {
+    return { clips: CLIPS, epochs: EPOCHS, seeds: {} };
+  }
+}
+
+async function runSeed(seed: number): Promise<Row[]> {
   const rows: Row[] = new Array(CONFIGS.length);
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(JOBS, CONFIGS.length) }, async () => {
       while (next < CONFIGS.length) {
         const i = next++;
-        rows[i] = await measure(CONFIGS[i]);
+        rows[i] = await measure(CONFIGS[i], seed);
       }
     }),
   );
-  const f = (x: number) => x.toFixed(3);
-  const ref = rows[0];
-  const lines = [
-    '| configuration | SRCC no-dn | SRCC dn | within-type | train + eval |',
-    '|---|---|---|---|---|',
-    ...rows.map(
-      (r) => `| ${r.name}: ${r.what} | ${f(r.srccNoDn)} | ${f(r.srccDn)} | ${f(r.withinType)} | ${r.seconds.toFixed(0)} s |`,
-    ),
-    `| reference: action type's training mean | - | ${f(ref.typeMeanDn)} | 0.000 | - |`,
-    `| reference: whole-video ridge on pixels | ${f(ref.ridgeNoDn)} | - | ${f(ref.ridgeWithinType)} | - |`,
-  ];
-  process.stdout.write(`\n${lines.join('\n')}\n`);
-  const results = {
-    seed: SEED,
-    clips: CLIPS,
-    epochs: EPOCHS,
-    jobs: JOBS,
-    machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}`,
-    date: new Date().toISOString(),
-    rows,
-  };
-  const file = path.join(ROOT, 'bench/learn/results.json');
-  await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
-  process.stdout.write(`wrote ${file}\n`);
+  return rows;
+}
+
+async function main(): Promise<void> {
+  const file = path.join(ROOT, `bench/learn/results-${CLIPS}.json`);
+  for (const seed of SEEDS) {
+    const out = path.join(OUT, String(seed));
+    await mkdir(out, { recursive: true });
+    await writeFile(path.join(out, 'config.json'), JSON.stringify(BASE, null, 2));
+    process.stdout.write(
+      `SynthDive seed ${seed}, ${CLIPS} clips (75% train), ${EPOCHS} epochs from random weights, ${JOBS} at a time; runs in ${out}\n`,
+    );
+    const rows = await runSeed(seed);
+    const results = await loadResults(file);
+    results.seeds[String(seed)] = {
+      date: new Date().toISOString(),
+      machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}`,
+      jobs: JOBS,
+      rows,
+    };
+    await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
+    process.stdout.write(`\n${learnTable(results)}\nwrote ${file}\n`);
+  }
 }
 
 await main();
