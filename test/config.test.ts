@@ -14,6 +14,7 @@ describe('resolveConfig', () => {
       contWeight: 10,
       aqaWeight: 1,
       qualityWeight: 0,
+      reconWeight: 0,
     });
     expect(cfg.train.lr).toBe(1e-3);
     expect(cfg.eval.exemplars).toBe(10);
