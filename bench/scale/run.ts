@@ -2,7 +2,7 @@
  * The FineDiving-scale rehearsal: the real user path of the paper's model on a dataset of FineDiving's
  * size and layout (bench/scale/generate.ts), each step as the `mcore` command a user runs
  * (`node bin/mcore.js ...`, the built CLI), measured from outside: wall time, throughput, peak RSS of
- * the process tree (VmRSS summed over the command and its children, polled every 200 ms), disk used by
+ * the process tree (VmRSS summed over the command and its children, polled every 500 ms), disk used by
  * what the step wrote, and whether it printed progress with an ETA.
  *
  *   1. data check   `mcore data check finediving --root R --annotations A`
@@ -142,7 +142,7 @@ async function mcore(step: string, args: string[], opts: RunOptions = {}): Promi
     if (child.pid === undefined) return;
     const sum = processTree(child.pid).reduce((s, p) => s + rssOf(p), 0);
     peak = Math.max(peak, sum);
-  }, 200);
+  }, 500);
   const [code, signal] = await new Promise<[number | null, string | null]>((resolve) =>
     child.on('exit', (c, s) => resolve([c, s])),
   );
