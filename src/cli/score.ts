@@ -79,10 +79,13 @@ export function register(program: Command): void {
           batch: o.batch,
           threads: o.threads,
           onProgress: (e) => {
-            if (e.kind !== 'exemplars') return;
-            bar ??= createBar('exemplars', e.total);
+            if (e.kind === 'graphs') return;
+            bar ??= createBar(e.kind, e.total);
             bar.update(e.done);
-            if (e.done === e.total) bar.done();
+            if (e.done === e.total) {
+              bar.done();
+              bar = undefined;
+            }
           },
         });
         process.stdout.write(

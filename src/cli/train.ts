@@ -176,6 +176,7 @@ export function register(program: Command): void {
           frameCacheBytes: o.frameCache,
           onFeatures: progress('features'),
           onProgress: progress('encoding videos'),
+          onCompare: progress('comparing with exemplars'),
         });
         if (o.json) {
           for (const w of result.warnings) process.stderr.write(`mcore: warning: ${w}\n`);

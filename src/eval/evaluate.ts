@@ -25,7 +25,13 @@ export interface EvalOptions {
   batchVideos: number;
   /** Input [V, ...] for `keys` in order, without augmentation. */
   load(keys: string[]): Promise<tf.Tensor>;
+  /** Encoding progress (videos encoded, videos needed). */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Comparison progress (queries compared with their exemplars, queries of both protocols): after the
+   * encodings, the head compares every test query with its M exemplars, once per protocol.
+   */
+  onCompare?: (done: number, total: number) => void;
 }
 
 export interface Prediction {
@@ -111,14 +117,18 @@ export async function evaluate(
   const needed = [...new Set([...test.map((c) => c.key), ...chosen.flat(), ...(other ?? []).flat()])];
   const enc = await encodeAll(method, params, needed, opts);
   const trainByKey = new Map(train.map((c) => [c.key, c]));
+  const compares = test.length * (other && method.pairwise ? 2 : 1);
+  let compared = 0;
   const predict = (picks: string[][]): Prediction[] =>
     test.map((q, i) => {
       const query = enc.get(q.key)!;
       const exemplars = picks[i].map((k) => ({ encoding: enc.get(k)!, score: trainByKey.get(k)!.score }));
+      const pred = method.predict(params, query, exemplars);
+      opts.onCompare?.(++compared, compares);
       return {
         key: q.key,
         actionType: q.actionType,
-        pred: method.predict(params, query, exemplars),
+        pred,
         truth: q.score,
         exemplars: picks[i],
         transitions: query.transitions,

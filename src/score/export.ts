@@ -2,7 +2,9 @@ import type { Frame } from '../data/types.ts';
 import { McoreError } from '../errors.ts';
 import type { ModelConfig } from '../model/config.ts';
 import type { Params } from '../model/params.ts';
+import { decodeTransitions } from '../model/transitions.ts';
 import { exportBackbone, exportScorer, exportSegmenter } from '../onnx/export.ts';
+import { dispose, runSegmenter } from '../onnx/runtime.ts';
 import {
   type BundleGraphs,
   type BundleManifest,
@@ -12,9 +14,9 @@ import {
   makeManifest,
   writeBundle,
 } from './bundle.ts';
-import { toModelInput } from './encode.ts';
+import { poolStages, toModelInput } from './encode.ts';
 import { scorerWithTokenDeltas } from './scorer-graph.ts';
-import { createVideoEncoder } from './sessions.ts';
+import { createVideoEncoder, openSessions } from './sessions.ts';
 
 /** A training clip for the exemplar bank. */
 export interface ExemplarClip {
@@ -37,6 +39,12 @@ export interface BundleExportOptions {
   exemplars: readonly ExemplarClip[];
   /** The T sampled frames of a clip, at the transform's resize size. */
   loadFrames(key: string): Promise<Frame[]>;
+  /**
+   * The backbone features [T * D] (row-major [T, D]) of a clip as the bundle's backbone graph computes
+   * them (a head-only run's feature cache, src/train/feature-cache.ts, engine 'onnxruntime'). When
+   * given, the bank is built from them with the segmenter alone: no frame is decoded, no backbone run.
+   */
+  loadFeatures?(key: string): Promise<Float32Array>;
   /** Videos per backbone run while building the bank (default 4). */
   batch?: number;
   /** ONNX Runtime intra-op threads (default 2). */
@@ -86,9 +94,22 @@ async function exportLocked(dir: string, params: Params, opts: BundleExportOptio
   const perVideo = manifest.stages * manifest.tokensPerStage * manifest.featureDim;
   const clips = opts.exemplars;
   const batch = Math.max(1, opts.batch ?? 4);
-  const encoder = await createVideoEncoder(graphs, { ...manifest, crop: S }, { threads: opts.threads });
   const tokens = new Float32Array(clips.length * perVideo);
   const records: ExemplarRecord[] = [];
+  const record = (c: ExemplarClip, transitions: number[]) =>
+    records.push({ key: c.key, actionType: c.actionType, score: c.score, transitions });
+  if (opts.loadFeatures) {
+    await bankFromFeatures(graphs.segmenter, manifest, clips, opts.loadFeatures, {
+      batch,
+      threads: opts.threads,
+      tokens,
+      record,
+      onProgress: opts.onProgress,
+    });
+    await writeBundle(dir, { manifest, graphs, exemplars: { records, tokens } }, { locked: true });
+    return manifest;
+  }
+  const encoder = await createVideoEncoder(graphs, { ...manifest, crop: S }, { threads: opts.threads });
   const load = async (from: number): Promise<Float32Array> => {
     const chunk = clips.slice(from, from + batch);
     const input = new Float32Array(chunk.length * T * 3 * S * S);
@@ -120,15 +141,7 @@ async function exportLocked(dir: string, params: Params, opts: BundleExportOptio
       const V = Math.min(batch, clips.length - i);
       const enc = await encoder.encode(input, V);
       tokens.set(enc.tokens, i * perVideo);
-      for (let j = 0; j < V; j++) {
-        const c = clips[i + j];
-        records.push({
-          key: c.key,
-          actionType: c.actionType,
-          score: c.score,
-          transitions: enc.transitions[j],
-        });
-      }
+      for (let j = 0; j < V; j++) record(clips[i + j], enc.transitions[j]);
       opts.onProgress?.({ kind: 'exemplars', done: i + V, total: clips.length });
     }
   } finally {
@@ -136,4 +149,51 @@ async function exportLocked(dir: string, params: Params, opts: BundleExportOptio
   }
   await writeBundle(dir, { manifest, graphs, exemplars: { records, tokens } }, { locked: true });
   return manifest;
+}
+
+/**
+ * The exemplar bank from backbone features: per batch of clips, the segmenter graph on their features
+ * [V, T, D], the transitions decoded and the stage tokens pooled, as the video encoder does after its
+ * backbone run (./encode.ts).
+ */
+async function bankFromFeatures(
+  segmenterGraph: Uint8Array,
+  manifest: BundleManifest,
+  clips: readonly ExemplarClip[],
+  loadFeatures: (key: string) => Promise<Float32Array>,
+  o: {
+    batch: number;
+    threads?: number;
+    tokens: Float32Array;
+    record: (c: ExemplarClip, transitions: number[]) => void;
+    onProgress?: (e: ExportEvent) => void;
+  },
+): Promise<void> {
+  const { frames: T, featureDim: D, stages: K, tokensPerStage: L } = manifest;
+  const perVideo = K * L * D;
+  const { segmenter } = await openSessions({ segmenter: segmenterGraph }, { threads: o.threads });
+  try {
+    for (let i = 0; i < clips.length; i += o.batch) {
+      const chunk = clips.slice(i, i + o.batch);
+      const V = chunk.length;
+      const features = new Float32Array(V * T * D);
+      for (let j = 0; j < V; j++) {
+        const f = await loadFeatures(chunk[j].key);
+        if (f.length !== T * D) {
+          throw new McoreError(
+            'E_SHAPE',
+            `exemplar '${chunk[j].key}': ${f.length} feature values, expected T x D = ${T} x ${D}`,
+          );
+        }
+        features.set(f, j * T * D);
+      }
+      const logits = await runSegmenter(segmenter, { data: features, dims: [V, T, D] });
+      const transitions = decodeTransitions(logits.data, T, K);
+      o.tokens.set(poolStages(features, { V, T, D }, transitions, L), i * perVideo);
+      for (let j = 0; j < V; j++) o.record(chunk[j], transitions[j]);
+      o.onProgress?.({ kind: 'exemplars', done: i + V, total: clips.length });
+    }
+  } finally {
+    await dispose(segmenter);
+  }
 }

@@ -15,6 +15,7 @@ import { backboneSpecs } from '../model/regnet.ts';
 import { loadWeights } from '../model/weights.ts';
 import { type BundleManifest, squeezeCropTransform } from '../score/bundle.ts';
 import { type ExportEvent, exportBundle } from '../score/export.ts';
+import { DEFAULT_FEATURE_CACHE, ensureFeatures } from '../train/feature-cache.ts';
 import { methodOf, readRunRecord } from './run.ts';
 
 export interface RunExportOptions {
@@ -22,14 +23,19 @@ export interface RunExportOptions {
   checkpoint?: 'latest' | 'best';
   batch?: number;
   threads?: number;
-  onProgress?: (e: ExportEvent) => void;
+  /** Feature cache folder of a head-only run (default: the run's recorded cache, else DEFAULT_FEATURE_CACHE). */
+  featureCache?: string;
+  onProgress?: (e: ExportEvent | { kind: 'features'; done: number; total: number }) => void;
 }
 
 /**
  * Exports the latest checkpoint of the run in `runDir` (written by `mcore train`) as a bundle in
  * `outDir`: the run's model and scoreScale, its dataset's stage names, and an exemplar bank of every
  * clip of the dataset's training split, sampled to T frames as training does. A head-only run takes its
- * backbone from the weights it recorded. Needs a tfjs backend (weights are read through tfjs).
+ * backbone from the weights it recorded, and the exemplars' backbone features from its feature cache
+ * (computed by the same ONNX graph as the bundle's backbone; the clips missing there are computed into
+ * it first, resumably): only the segmenter runs for the bank. Needs a tfjs backend (weights are read
+ * through tfjs).
  */
 export async function exportRunBundle(
   runDir: string,
@@ -67,6 +73,21 @@ export async function exportRunBundle(
     const dataset = await openDataset(record.dataset, { width: geometry.width, height: geometry.height });
     const clips = sampleClips(dataset, cfg.model.frames).filter((c) => c.info.split === 'train');
     const byKey = new Map(clips.map((c) => [c.key, c]));
+    let features: Map<string, Float32Array> | undefined;
+    if (cfg.train.mode === 'head-only') {
+      const cached = await ensureFeatures({
+        datasetSpec: record.dataset,
+        dataset,
+        clips,
+        backboneWeights: record.backboneWeights!,
+        config: cfg,
+        cacheDir: opts.featureCache ?? record.featureCache ?? DEFAULT_FEATURE_CACHE,
+        transform: geometry.transform(false),
+        threads: opts.threads,
+        onProgress: (done, total) => opts.onProgress?.({ kind: 'features', done, total }),
+      });
+      features = cached.features;
+    }
     return await exportBundle(outDir, params, {
       model: cfg.model,
       scoreScale: cfg.train.scoreScale,
@@ -75,6 +96,7 @@ export async function exportRunBundle(
       source: { dataset: record.dataset, run: path.resolve(runDir), epoch: info.epoch },
       exemplars: clips.map((c) => ({ key: c.key, actionType: c.actionType, score: c.score })),
       loadFrames: (key) => loadSampledFrames(dataset, byKey.get(key)!),
+      ...(features ? { loadFeatures: async (key: string) => features.get(key)! } : {}),
       batch: opts.batch,
       threads: opts.threads,
       onProgress: opts.onProgress,

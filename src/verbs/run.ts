@@ -309,6 +309,8 @@ export interface EvalRunOptions {
   /** The protocol: exemplars of the query's action type (true) or from the whole training split (default: the run's eval.dn, false unless set). */
   dn?: boolean;
   onProgress?: (done: number, total: number) => void;
+  /** Comparison progress: test queries compared with their exemplars (both protocols; src/eval/evaluate.ts). */
+  onCompare?: (done: number, total: number) => void;
   /** Feature extraction progress of a head-only run whose features are not cached yet. */
   onFeatures?: (done: number, total: number) => void;
   /** Feature cache folder of head-only runs (default: the run's recorded cache, else DEFAULT_FEATURE_CACHE). */
@@ -362,6 +364,7 @@ export async function evalRun(runDir: string, opts: EvalRunOptions = {}): Promis
       batchVideos: cfg.eval.batchVideos,
       load,
       onProgress: opts.onProgress,
+      onCompare: opts.onCompare,
     });
   } finally {
     disposeParams(params);

@@ -180,37 +180,38 @@ describe('honestyWarnings', () => {
 });
 
 describe('evaluate: both protocols from one encoding', () => {
+  // A method that predicts mean(exemplar scores) + (q - e) on a noisy feature q = score + noise.
+  const method: Method = {
+    name: 'probe',
+    specs: {},
+    pairwise: true,
+    loss: () => {
+      throw new Error('not trained');
+    },
+    encode: (_p, input) => {
+      const d = input.dataSync();
+      return Array.from({ length: input.shape[0] }, (_, v) => ({ data: Float32Array.of(d[v * 2]) }));
+    },
+    predict: (_p, q, ex) =>
+      ex.reduce((s, e) => s + e.score + 0.5 * (q.data[0] - e.encoding.data[0]), 0) / ex.length,
+  };
+  const clips = Array.from({ length: 30 }, (_, i) => ({
+    key: `c${i}`,
+    actionType: `t${i % 3}`,
+    score: 10 * (i % 3) + ((i * 37) % 11),
+    transitions: [1],
+  }));
+  const feature = new Map(clips.map((c, i) => [c.key, c.score + ((i * 13) % 5) - 2]));
+  const train = clips.slice(0, 18);
+  const test = clips.slice(18);
+  const load = async (keys: string[]) =>
+    tf.tensor3d(
+      keys.flatMap((k) => [feature.get(k)!, 0]),
+      [keys.length, 2, 1],
+    );
+  const opts = { exemplars: 3, seed: 4, batchVideos: 7, load };
+
   it('srccDn and srccNoDn equal the SRCCs of a --dn and a --no-dn evaluation', async () => {
-    // A method that predicts mean(exemplar scores) + (q - e) on a noisy feature q = score + noise.
-    const method: Method = {
-      name: 'probe',
-      specs: {},
-      pairwise: true,
-      loss: () => {
-        throw new Error('not trained');
-      },
-      encode: (_p, input) => {
-        const d = input.dataSync();
-        return Array.from({ length: input.shape[0] }, (_, v) => ({ data: Float32Array.of(d[v * 2]) }));
-      },
-      predict: (_p, q, ex) =>
-        ex.reduce((s, e) => s + e.score + 0.5 * (q.data[0] - e.encoding.data[0]), 0) / ex.length,
-    };
-    const clips = Array.from({ length: 30 }, (_, i) => ({
-      key: `c${i}`,
-      actionType: `t${i % 3}`,
-      score: 10 * (i % 3) + ((i * 37) % 11),
-      transitions: [1],
-    }));
-    const feature = new Map(clips.map((c, i) => [c.key, c.score + ((i * 13) % 5) - 2]));
-    const train = clips.slice(0, 18);
-    const test = clips.slice(18);
-    const load = async (keys: string[]) =>
-      tf.tensor3d(
-        keys.flatMap((k) => [feature.get(k)!, 0]),
-        [keys.length, 2, 1],
-      );
-    const opts = { exemplars: 3, seed: 4, batchVideos: 7, load };
     const dn = await evaluate(method, {}, train, test, { ...opts, dn: true });
     const noDn = await evaluate(method, {}, train, test, { ...opts, dn: false });
     expect(dn.metrics.srccDn).toBe(dn.metrics.srcc);
@@ -226,6 +227,20 @@ describe('evaluate: both protocols from one encoding', () => {
       15,
     );
     expect(dn.metrics.aiou50).toBeNaN();
+  });
+
+  it('reports the comparisons as they go: every query of both protocols, after the encodings', async () => {
+    const events: string[] = [];
+    await evaluate(method, {}, train, test, {
+      ...opts,
+      dn: true,
+      onProgress: (d, t) => events.push(`encode ${d}/${t}`),
+      onCompare: (d, t) => events.push(`compare ${d}/${t}`),
+    });
+    const compares = events.filter((e) => e.startsWith('compare'));
+    // 12 test queries, once with dn and once without
+    expect(compares).toEqual(Array.from({ length: 24 }, (_, i) => `compare ${i + 1}/24`));
+    expect(events.findIndex((e) => e.startsWith('compare'))).toBe(events.length - 24);
   });
 });
 

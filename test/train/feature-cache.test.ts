@@ -53,6 +53,28 @@ function run(cacheDir: string, extra: Partial<Parameters<typeof ensureFeatures>[
   });
 }
 
+/** Backbone features of `keys` extracted in memory with tfjs (batches of 4), weights A. */
+async function inMemory(keys: string[]): Promise<Map<string, Float32Array>> {
+  const { params } = await loadWeights(weightsA, backboneSpecs(config.model.backbone, 'backbone'));
+  const frames = frameSource(dataset, clips, runGeometry(SPEC, 32).transform);
+  const mem = await extractFeatures(params, config.model, keys, (k) => frames.loadTest(k), { batch: 4 });
+  tf.dispose(Object.values(params));
+  return mem;
+}
+
+function compare(a: Map<string, Float32Array>, b: Map<string, Float32Array>) {
+  let maxDiff = 0;
+  let maxAbs = 0;
+  for (const [k, x] of a) {
+    const y = b.get(k)!;
+    for (let i = 0; i < x.length; i++) {
+      maxDiff = Math.max(maxDiff, Math.abs(x[i] - y[i]));
+      maxAbs = Math.max(maxAbs, Math.abs(x[i]));
+    }
+  }
+  return { maxDiff, maxAbs };
+}
+
 const clipFiles = async (dir: string) => (await readdir(path.join(dir, 'clips'))).sort();
 
 beforeAll(async () => {
@@ -81,7 +103,7 @@ describe('featureCacheKey', () => {
     });
     const canonical =
       '{"backbone":{"depths":[1,1,1,1],"groupWidth":8,"gsm":true,"seRatio":0.25,"stemWidth":8,"widths":[8,16,24,32]},' +
-      '"backboneSha256":"ab","dataset":"synthdive","format":"mcore-features/1","frames":8,"imageSize":32,' +
+      '"backboneSha256":"ab","dataset":"synthdive","engine":"onnxruntime","format":"mcore-features/1","frames":8,"imageSize":32,' +
       `"transform":{"crop":32,"flipProb":0.5,"train":false},"videoDecoder":"${decoderId()}","videoScaler":"area"}`;
     expect(featureCacheKey(m)).toBe(sha256(canonical).slice(0, 32));
     // Key order does not matter; every field does.
@@ -96,8 +118,9 @@ describe('featureCacheKey', () => {
       featureCacheKey({ ...m, transform: { ...m.transform, resize: { width: 32, height: 57 } } }),
       featureCacheKey({ ...m, videoScaler: 'bicubic' }),
       featureCacheKey({ ...m, videoDecoder: 'ffmpeg 6.1.1' }),
+      featureCacheKey({ ...m, engine: 'tfjs' }),
     ]);
-    expect(keys.size).toBe(8);
+    expect(keys.size).toBe(9);
   });
 
   it('names clip files readably and uniquely', () => {
@@ -125,24 +148,23 @@ describe('ensureFeatures on a tiny SynthDive (24 clips, T 8, 32 px, mcore-tiny)'
       const f = first.features.get(c.key)!;
       expect(Buffer.from(f.buffer, f.byteOffset, f.byteLength).equals(bytes)).toBe(true);
     }
-    // The same numbers as extracting in memory from the run's frame source.
-    const { params } = await loadWeights(weightsA, backboneSpecs(config.model.backbone, 'backbone'));
-    const frames = frameSource(dataset, clips, runGeometry(SPEC, 32).transform);
-    const keys = clips.slice(0, 6).map((c) => c.key);
-    const mem = await extractFeatures(params, config.model, keys, (k) => frames.loadTest(k), { batch: 4 });
-    tf.dispose(Object.values(params));
-    let maxDiff = 0;
-    let maxAbs = 0;
-    for (const k of keys) {
-      const a = mem.get(k)!;
-      const b = first.features.get(k)!;
-      for (let i = 0; i < a.length; i++) {
-        maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
-        maxAbs = Math.max(maxAbs, Math.abs(a[i]));
-      }
-    }
+    // The numbers of extracting in memory (tfjs) from the run's frame source, to float rounding.
+    const mem = await inMemory(clips.slice(0, 6).map((c) => c.key));
+    const { maxDiff, maxAbs } = compare(mem, first.features);
+    expect(maxAbs).toBeGreaterThan(0.01);
+    expect(maxDiff).toBeLessThan(1e-4 * maxAbs);
+  });
+
+  it("engine 'tfjs': the in-memory extraction bit for bit, under a key of its own", async () => {
+    const r = await run(path.join(tmp, 'cache'), { engine: 'tfjs' });
+    expect(r.key).not.toBe(first.key);
+    expect(r.header.engine).toBe('tfjs');
+    expect([r.computed, r.reused]).toEqual([24, 0]);
+    const mem = await inMemory(clips.slice(0, 6).map((c) => c.key));
+    const { maxDiff, maxAbs } = compare(mem, r.features);
     expect(maxAbs).toBeGreaterThan(0.01);
     expect(maxDiff).toBe(0);
+    await rm(r.dir, { recursive: true });
   });
 
   it('reuses everything on a second call: nothing computed, identical bytes, files untouched', async () => {
@@ -188,7 +210,7 @@ describe('ensureFeatures on a tiny SynthDive (24 clips, T 8, 32 px, mcore-tiny)'
 
   it('resumes a killed run: throw in onProgress, then an AbortSignal, then completion', async () => {
     const cache = path.join(tmp, 'killed');
-    // Killed after 2 batches of 4 clips: those 8 stay on disk.
+    // Killed after 8 clips (one clip per ONNX Runtime run): those 8 stay on disk.
     await expect(
       run(cache, {
         onProgress: (done) => {
@@ -212,9 +234,9 @@ describe('ensureFeatures on a tiny SynthDive (24 clips, T 8, 32 px, mcore-tiny)'
         },
       }),
     ).rejects.toThrow('stopped');
-    // 7 intact on disk; batches of 4 missing clips (clip 0 first, rewritten in place): 11, 15, then the
+    // 7 intact on disk; the missing clips one by one (clip 0 first, rewritten in place) up to 15, then the
     // signal stops the next batch.
-    expect(seen).toEqual([7, 11, 15]);
+    expect(seen).toEqual([7, 8, 9, 10, 11, 12, 13, 14, 15]);
     expect((await clipFiles(dir)).length).toBe(15);
     const done = await run(cache);
     expect([done.computed, done.reused]).toEqual([9, 15]);
