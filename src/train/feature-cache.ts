@@ -20,9 +20,10 @@
  * Engine (`engine`, part of the key): 'onnxruntime' (default) runs the backbone as the bundle's ONNX
  * graph (src/onnx/export.ts) in ONNX Runtime, one clip per run while the next clips' frames decode;
  * 'tfjs' runs backboneForward in the tfjs backend, `eval.batchVideos` clips at a time (the in-memory
- * extraction of src/train/features.ts, bit for bit). The two agree to float rounding (1e-4); ONNX
- * Runtime is ~10x faster on the full RegNetY-200MF, and the tfjs wasm heap (4 GiB) cannot hold a batch
- * of 16 full-size clips (96 frames of 112 px) at all.
+ * extraction of src/train/features.ts, bit for bit). The two agree to float rounding (1e-4); on the full
+ * RegNetY-200MF ONNX Runtime was ~3x faster in one side-by-side run (8 clips vs 3 at a batch of 1, on a
+ * loaded 2-core machine), and the tfjs wasm heap (4 GiB) cannot hold a batch of 16 full-size clips (96
+ * frames of 112 px) at all.
  *
  * @example
  * const r = await ensureFeatures({ datasetSpec: 'synthdive:clips=24', dataset, clips, config,
