@@ -7,31 +7,20 @@
  *
  *   npx tsx bench/scale/backbone.ts OUT.safetensors
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../src/backend.ts';
 import { modelConfig } from '../../src/model/config.ts';
 import { disposeParams, initParams } from '../../src/model/params.ts';
 import { backboneSpecs } from '../../src/model/regnet.ts';
 import { saveWeights } from '../../src/model/weights.ts';
 import { createRng } from '../../src/rng.ts';
+import { randomizeIdentityParts } from '../random-params.ts';
 
 const out = process.argv[2];
 if (!out) throw new Error('usage: backbone.ts OUT.safetensors');
 await useBackend('cpu');
 const specs = backboneSpecs(modelConfig('mcore-regnety002').backbone, 'backbone');
 const params = initParams(specs, createRng(0));
-const rng = createRng(1);
-for (const name of Object.keys(params)) {
-  const n = params[name].size;
-  let v: Float32Array | undefined;
-  if (name.includes('conv3D.')) v = Float32Array.from({ length: n }, () => rng.normal() * 0.1);
-  else if (name.endsWith('running_var')) v = Float32Array.from({ length: n }, () => 0.5 + rng.next());
-  else if (name.endsWith('running_mean')) v = Float32Array.from({ length: n }, () => rng.normal() * 0.1);
-  if (v) {
-    params[name].dispose();
-    params[name] = tf.tensor(v, specs[name].shape);
-  }
-}
+randomizeIdentityParts(params, specs);
 await saveWeights(out, params, specs, { note: 'mcore bench/scale: random RegNetY-200MF + GSM (seed 0)' });
 const count = Object.values(params).reduce((s, p) => s + p.size, 0);
 disposeParams(params);

@@ -21,7 +21,6 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { useBackend } from '../../src/backend.ts';
 import { sampleClips } from '../../src/data/clips.ts';
@@ -38,6 +37,7 @@ import { createSession, dispose, runBackbone } from '../../src/onnx/runtime.ts';
 import { createRng } from '../../src/rng.ts';
 import { exportBundle } from '../../src/score/export.ts';
 import { loadBundle, type ScoreResult } from '../../src/score/scorer.ts';
+import { randomizeIdentityParts } from '../random-params.ts';
 
 const THREADS = 2;
 const PYTHON = '/usr/bin/python3';
@@ -65,18 +65,7 @@ function randomParams(): Params {
   const cfg = modelConfig('mcore-regnety002');
   const specs = mcoreSpecs(cfg, { backbone: true });
   const params = initParams(specs, createRng(0));
-  const rng = createRng(1);
-  for (const name of Object.keys(params)) {
-    const n = params[name].size;
-    let v: Float32Array | undefined;
-    if (name.includes('conv3D.')) v = Float32Array.from({ length: n }, () => rng.normal() * 0.1);
-    else if (name.endsWith('running_var')) v = Float32Array.from({ length: n }, () => 0.5 + rng.next());
-    else if (name.endsWith('running_mean')) v = Float32Array.from({ length: n }, () => rng.normal() * 0.1);
-    if (v) {
-      params[name].dispose();
-      params[name] = tf.tensor(v, specs[name].shape);
-    }
-  }
+  randomizeIdentityParts(params, specs);
   return params;
 }
 
