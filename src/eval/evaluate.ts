@@ -16,6 +16,9 @@ import { createRng } from '../rng.ts';
 import type { Encoding, Method } from '../train/method.ts';
 import { aiou, mse, rl2, srcc, withinTypeSrcc } from './metrics.ts';
 
+/** Queries compared per comparer run (x M exemplars = pairs in one scorer run). */
+const COMPARE_CHUNK = 32;
+
 export interface EvalOptions {
   /** Exemplars per query (reference: 10; fewer when the class is smaller). */
   exemplars: number;
@@ -119,33 +122,45 @@ export async function evaluate(
   const trainByKey = new Map(train.map((c) => [c.key, c]));
   const compares = test.length * (other && method.pairwise ? 2 : 1);
   let compared = 0;
-  const predict = (picks: string[][]): Prediction[] =>
-    test.map((q, i) => {
-      const query = enc.get(q.key)!;
-      const exemplars = picks[i].map((k) => ({ encoding: enc.get(k)!, score: trainByKey.get(k)!.score }));
-      const pred = method.predict(params, query, exemplars);
-      opts.onCompare?.(++compared, compares);
-      return {
-        key: q.key,
-        actionType: q.actionType,
-        pred,
-        truth: q.score,
-        exemplars: picks[i],
-        transitions: query.transitions,
-        trueTransitions: q.transitions,
-      };
-    });
-  const predictions = predict(chosen);
-  const metrics = metricsOf(predictions);
-  const otherSrcc = !other ? Number.NaN : method.pairwise ? srccOf(predict(other)) : metrics.srcc;
-  return {
-    metrics: {
-      ...metrics,
-      srccDn: opts.dn ? metrics.srcc : otherSrcc,
-      srccNoDn: opts.dn ? otherSrcc : metrics.srcc,
-    },
-    predictions,
+  const comparer = method.pairwise ? await method.openComparer?.(params) : undefined;
+  const predict = async (picks: string[][]): Promise<Prediction[]> => {
+    const comparisons = test.map((q, i) => ({
+      query: enc.get(q.key)!,
+      exemplars: picks[i].map((k) => ({ encoding: enc.get(k)!, score: trainByKey.get(k)!.score })),
+    }));
+    const preds: number[] = [];
+    for (let i = 0; i < comparisons.length; i += COMPARE_CHUNK) {
+      const chunk = comparisons.slice(i, i + COMPARE_CHUNK);
+      if (comparer) preds.push(...(await comparer.predict(chunk)));
+      else for (const c of chunk) preds.push(method.predict(params, c.query, c.exemplars));
+      compared += chunk.length;
+      opts.onCompare?.(compared, compares);
+    }
+    return test.map((q, i) => ({
+      key: q.key,
+      actionType: q.actionType,
+      pred: preds[i],
+      truth: q.score,
+      exemplars: picks[i],
+      transitions: comparisons[i].query.transitions,
+      trueTransitions: q.transitions,
+    }));
   };
+  try {
+    const predictions = await predict(chosen);
+    const metrics = metricsOf(predictions);
+    const otherSrcc = !other ? Number.NaN : method.pairwise ? srccOf(await predict(other)) : metrics.srcc;
+    return {
+      metrics: {
+        ...metrics,
+        srccDn: opts.dn ? metrics.srcc : otherSrcc,
+        srccNoDn: opts.dn ? otherSrcc : metrics.srcc,
+      },
+      predictions,
+    };
+  } finally {
+    await comparer?.dispose();
+  }
 }
 
 function srccOf(predictions: readonly Prediction[]): number {

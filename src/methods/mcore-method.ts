@@ -16,7 +16,17 @@ import { backboneForward } from '../model/regnet.ts';
 import { segmenterForward } from '../model/segmenter.ts';
 import { stagePool } from '../model/stage-pool.ts';
 import { decodeTransitions } from '../model/transitions.ts';
-import type { Encoding, Exemplar, LossTerms, Method, PairBatch } from '../train/method.ts';
+import { exportScorer } from '../onnx/export.ts';
+import { createSession, dispose, runScorer } from '../onnx/runtime.ts';
+import type {
+  Comparer,
+  Comparison,
+  Encoding,
+  Exemplar,
+  LossTerms,
+  Method,
+  PairBatch,
+} from '../train/method.ts';
 
 export interface McoreMethodOptions {
   name?: string;
@@ -136,6 +146,44 @@ export function mcoreMethod(cfg: ModelConfig, opts: McoreMethodOptions): Method 
       let sum = 0;
       for (let i = 0; i < M; i++) sum += exemplars[i].score + d[i] * scale;
       return sum / M;
+    },
+    /**
+     * The scorer graph of `params` (exportScorer, the bundle's graph) in ONNX Runtime: all pairs of a
+     * call in one run, q and e tokens [N, K*L, D] -> delta [N]. Evaluation at FineDiving scale spends
+     * most of its time here (bench/scale); tfjs's wasm backend runs the same pairs on one thread.
+     */
+    async openComparer(params: Params): Promise<Comparer> {
+      const session = await createSession(exportScorer(params, cfg));
+      const tokens = K * cfg.tokensPerStage;
+      const D = featureDim(cfg);
+      return {
+        async predict(comparisons: readonly Comparison[]): Promise<number[]> {
+          const per = tokens * D;
+          const N = comparisons.reduce((n, c) => n + c.exemplars.length, 0);
+          const q = new Float32Array(N * per);
+          const e = new Float32Array(N * per);
+          let n = 0;
+          for (const c of comparisons) {
+            for (const ex of c.exemplars) {
+              q.set(c.query.data, n * per);
+              e.set(ex.encoding.data, n * per);
+              n++;
+            }
+          }
+          const dims = [N, tokens, D];
+          const delta =
+            N === 0
+              ? new Float32Array(0)
+              : (await runScorer(session, { data: q, dims }, { data: e, dims })).data;
+          let at = 0;
+          return comparisons.map((c) => {
+            let sum = 0;
+            for (const ex of c.exemplars) sum += ex.score + delta[at++] * scale;
+            return sum / c.exemplars.length;
+          });
+        },
+        dispose: () => dispose(session),
+      };
     },
   };
 }

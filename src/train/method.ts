@@ -45,6 +45,25 @@ export interface Method {
   encode(params: Params, input: tf.Tensor): Encoding[];
   /** Predicted score of a query from its exemplars (score(e) + delta(q,e), averaged). */
   predict(params: Params, query: Encoding, exemplars: Exemplar[]): number;
+  /**
+   * Optional: a comparer over fixed `params` that predicts many queries in one run (MCoRe: the
+   * exported scorer graph in ONNX Runtime, on every core). The same numbers as `predict` up to float
+   * rounding; `evaluate` uses it when present. Dispose it when done.
+   */
+  openComparer?(params: Params): Promise<Comparer>;
+}
+
+/** One query and its exemplars. */
+export interface Comparison {
+  query: Encoding;
+  exemplars: Exemplar[];
+}
+
+/** Many comparisons at once, over the params it was opened with. */
+export interface Comparer {
+  /** The predicted score of each comparison, in order (as `Method.predict`). */
+  predict(comparisons: readonly Comparison[]): Promise<number[]>;
+  dispose(): Promise<void>;
 }
 
 /** The scoring methods a run can train (src/methods/registry.ts builds them). */

@@ -166,5 +166,31 @@ describe('training a head on features', () => {
     const after = await evalSrcc();
     expect(after).toBeGreaterThan(0.8);
     expect(after).toBeGreaterThan(before + 0.2);
+
+    // evaluate compares in ONNX Runtime (the scorer graph); tfjs's predict gives the same scores.
+    const all = await load(clips.map((c) => c.key));
+    const enc = method.encode(params, all);
+    all.dispose();
+    const comparisons = test.map((q, i) => ({
+      query: enc[clips.indexOf(q)],
+      exemplars: train
+        .slice(i % 7, (i % 7) + 1 + (i % 5))
+        .map((e) => ({ encoding: enc[clips.indexOf(e)], score: e.score })),
+    }));
+    const comparer = await method.openComparer!(params);
+    const fast = await comparer.predict(comparisons);
+    await comparer.dispose();
+    expect(fast).toHaveLength(test.length);
+    comparisons.forEach((c, i) => {
+      expect(Math.abs(fast[i] - method.predict(params, c.query, c.exemplars))).toBeLessThan(1e-4);
+    });
+    const viaTfjs = await evaluate({ ...method, openComparer: undefined }, params, train, test, {
+      exemplars: 5,
+      dn: true,
+      seed: 1,
+      batchVideos: 16,
+      load,
+    });
+    expect(viaTfjs.metrics.srcc).toBeCloseTo(after, 6);
   });
 });
