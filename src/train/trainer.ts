@@ -8,10 +8,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ClipRecord, ClipSource } from '../data/clips.ts';
 import { ExemplarIndex } from '../data/sampling.ts';
 import { McoreError } from '../errors.ts';
-import { namedGrads, type ParamSpecs, type Params } from '../model/params.ts';
+import type { Params } from '../model/params.ts';
 import { createRng, type Rng, shuffled } from '../rng.ts';
-import { type AdamConfig, type AdamState, adamStep, createAdamState } from './adam.ts';
+import { type AdamConfig, type AdamState, createAdamState } from './adam.ts';
 import type { Method } from './method.ts';
+import { type GradientPool, parallelTrainStep } from './parallel.ts';
+import { trainStep } from './step.ts';
 
 export type TrainEvent =
   | { kind: 'step'; epoch: number; step: number; steps: number; loss: number; terms: Record<string, number> }
@@ -61,6 +63,8 @@ export interface TrainOptions {
   evaluate?: (params: Params, epoch: number) => Promise<Record<string, number>>;
   onProgress?: (e: TrainEvent) => void;
   signal?: AbortSignal;
+  /** Worker threads that compute the shares of each batch (train.threads > 1); none: this thread alone. */
+  pool?: GradientPool;
 }
 
 /** The learning-rate multiplier of epoch `epoch` (0-based) of `epochs`. */
@@ -86,48 +90,6 @@ export function epochBatches(
     const exemplars = queries.map((q) => index.trainExemplar(q, opts.dn, opts.rng));
     out.push({ queries, exemplars });
   }
-  return out;
-}
-
-/**
- * One optimisation step; returns the loss terms as numbers. Leaves no tensors behind. A non-finite
- * loss is McoreError('E_DIVERGED') thrown before the update, so the parameters stay as they were.
- */
-export function trainStep(
-  method: Method,
-  params: Params,
-  specs: ParamSpecs,
-  batch: Parameters<Method['loss']>[1],
-  adam: AdamState,
-  adamCfg: AdamConfig,
-  seed: number,
-): Record<string, number> {
-  const names = Object.keys(params).filter((k) => {
-    const p = params[k];
-    return p instanceof tf.Variable && p.trainable && method.specs[k] !== undefined;
-  });
-  const kept: Record<string, tf.Scalar> = {};
-  const { value, grads: named } = namedGrads(
-    () => {
-      const terms = method.loss(params, batch, { seed });
-      for (const [k, t] of Object.entries(terms)) if (k !== 'total') kept[k] = tf.keep(t);
-      return terms.total;
-    },
-    params,
-    names,
-  );
-  const out: Record<string, number> = { total: value.dataSync()[0] };
-  for (const [k, t] of Object.entries(kept)) out[k] = t.dataSync()[0];
-  if (!Number.isFinite(out.total)) {
-    tf.dispose([value, ...Object.values(named), ...Object.values(kept)]);
-    const terms = Object.entries(out)
-      .filter(([k]) => k !== 'total')
-      .map(([k, v]) => `${k} ${v}`)
-      .join(', ');
-    throw new McoreError('E_DIVERGED', `the loss is ${out.total} (${terms})`);
-  }
-  adamStep(params, specs, named, adam, adamCfg);
-  tf.dispose([value, ...Object.values(named), ...Object.values(kept)]);
   return out;
 }
 
@@ -170,15 +132,10 @@ export async function train(
       };
       let terms: Record<string, number>;
       try {
-        terms = trainStep(
-          method,
-          params,
-          method.specs,
-          batch,
-          state.adam,
-          adamCfg,
-          opts.seed * 7 + epoch * 100003 + s,
-        );
+        const seed = opts.seed * 7 + epoch * 100003 + s;
+        terms = opts.pool
+          ? await parallelTrainStep(method, params, method.specs, batch, state.adam, adamCfg, seed, opts.pool)
+          : trainStep(method, params, method.specs, batch, state.adam, adamCfg, seed);
       } catch (err) {
         input.dispose();
         if (!(err instanceof McoreError && err.code === 'E_DIVERGED')) throw err;

@@ -13,7 +13,8 @@ import { McoreError } from '../errors.ts';
 import { type EvalResult, evaluate } from '../eval/evaluate.ts';
 import { honestyWarnings, type ReferencePoints, referencePoints } from '../eval/reference.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { createMethod, type MethodName } from '../methods/registry.ts';
+import { openGradientPool } from '../methods/gradient-pool.ts';
+import { createMethod, type MethodName, type MethodOptions } from '../methods/registry.ts';
 import { featureDim } from '../model/config.ts';
 import { assignParams, disposeParams, initParams, type Params } from '../model/params.ts';
 import { backboneSpecs } from '../model/regnet.ts';
@@ -23,6 +24,7 @@ import { createAdamState, disposeAdamState } from '../train/adam.ts';
 import { checkpointFolderName, loadCheckpoint } from '../train/checkpoint.ts';
 import { DEFAULT_FEATURE_CACHE, ensureFeatures } from '../train/feature-cache.ts';
 import type { Method } from '../train/method.ts';
+import type { GradientPool } from '../train/parallel.ts';
 import { RunFolder, readRunRecord } from '../train/run-folder.ts';
 import { absoluteRunRecord, type RunRecord } from '../train/run-record.ts';
 import { holdOutValidation } from '../train/validation.ts';
@@ -46,13 +48,14 @@ export interface RunData {
   source: ClipSource & { loadTest(keys: string[]): Promise<tf.Tensor> };
 }
 
-export function methodOf(record: RunRecord): Method {
+/** The options of the run's method (createMethod). */
+function methodOptionsOf(record: RunRecord): MethodOptions {
   const cfg = record.config;
-  return createMethod(record.method ?? 'mcore', cfg.model, {
-    backbone: cfg.train.mode === 'end-to-end',
-    loss: cfg.loss,
-    scoreScale: cfg.train.scoreScale,
-  });
+  return { backbone: cfg.train.mode === 'end-to-end', loss: cfg.loss, scoreScale: cfg.train.scoreScale };
+}
+
+export function methodOf(record: RunRecord): Method {
+  return createMethod(record.method ?? 'mcore', record.config.model, methodOptionsOf(record));
 }
 
 /**
@@ -260,10 +263,21 @@ async function trainInFolder(
     (b, r) => (b === undefined || validationOf(r) > validationOf(b) ? r : b),
     undefined,
   );
+  let pool: GradientPool | undefined;
   try {
     await folder.startLog(trainState.history);
+    if (cfg.train.threads > 1) {
+      pool = await openGradientPool({
+        method: record.method ?? 'mcore',
+        model: cfg.model,
+        options: methodOptionsOf(record),
+        params,
+        threads: cfg.train.threads,
+      });
+    }
     await train(method, params, source, {
       ...trainOptionsOf(cfg),
+      pool,
       state: trainState,
       signal: opts.signal,
       onProgress: opts.onProgress,
@@ -297,6 +311,7 @@ async function trainInFolder(
     return { epoch: trainState.epoch, history: trainState.history };
   } finally {
     // Everything that matters is in the checkpoints; the tensors go, whether training ended or was killed.
+    await pool?.close();
     disposeParams(params);
     disposeAdamState(trainState.adam);
   }

@@ -9,7 +9,7 @@ import { initParams } from '../../src/model/params.ts';
 import { qualityHeadForward, qualityLoss } from '../../src/model/quality-head.ts';
 import { createRng } from '../../src/rng.ts';
 import { createAdamState, DEFAULT_ADAM } from '../../src/train/adam.ts';
-import { trainStep } from '../../src/train/trainer.ts';
+import { trainStep } from '../../src/train/step.ts';
 
 beforeAll(async () => {
   await useBackend('wasm');

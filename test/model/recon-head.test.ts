@@ -8,7 +8,7 @@ import { reconGeometry, reconLoss, reconThumbnails } from '../../src/model/recon
 import { stagePool } from '../../src/model/stage-pool.ts';
 import { createRng } from '../../src/rng.ts';
 import { createAdamState, DEFAULT_ADAM } from '../../src/train/adam.ts';
-import { trainStep } from '../../src/train/trainer.ts';
+import { trainStep } from '../../src/train/step.ts';
 
 beforeAll(async () => {
   await useBackend('wasm');

@@ -13,8 +13,9 @@ import { initParams } from '../../src/model/params.ts';
 import { createRng } from '../../src/rng.ts';
 import { createAdamState, DEFAULT_ADAM } from '../../src/train/adam.ts';
 import { readCheckpointInfo } from '../../src/train/checkpoint.ts';
-import { trainStep } from '../../src/train/trainer.ts';
+import { trainStep } from '../../src/train/step.ts';
 import { type RunRecord, trainRun } from '../../src/verbs/run.ts';
+import { weightsOf } from '../helpers/run-weights.ts';
 
 beforeAll(async () => {
   await useBackend('wasm');
@@ -29,12 +30,6 @@ function tinyRecord(): RunRecord {
       train: { epochs: 3, batchPairs: 4, lr: 3e-3, seed: 11, scoreScale: 10 },
     }),
   };
-}
-
-async function weightsOf(run: string): Promise<Record<string, number[]>> {
-  const info = await readCheckpointInfo(run);
-  const { tensors } = await readSafetensors(path.join(run, info.folder, 'weights.safetensors'));
-  return Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, Array.from(t.data as Float32Array)]));
 }
 
 describe('trainRun', () => {
