@@ -21,7 +21,7 @@
  * Results: `<work>/results.json` (and bench/scale/results.json with --save) and a markdown table.
  *
  *   npx tsx bench/scale/run.ts [--data /work/scratch/finediving-scale] [--work /work/scratch/scale-run]
- *     [--limit N] [--epochs 2] [--videos 100] [--steps check,features,train,eval,export,score]
+ *     [--limit N] [--epochs 2] [--threads 1] [--videos 100] [--steps check,features,train,eval,export,score]
  *     [--kill-tests] [--wait FILE] [--done FILE] [--save]
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -46,6 +46,8 @@ const DATA = path.resolve(arg('--data', '/work/scratch/finediving-scale')!);
 const WORK = path.resolve(arg('--work', '/work/scratch/scale-run')!);
 const LIMIT = arg('--limit', undefined);
 const EPOCHS = Number(arg('--epochs', '2'));
+/** train.threads of the training step (1: one thread, as the first rehearsal). */
+const THREADS = Number(arg('--threads', '1'));
 const VIDEOS = Number(arg('--videos', '100'));
 const STEPS = arg('--steps', 'check,features,train,eval,export,score')!.split(',');
 const WAIT = arg('--wait', undefined);
@@ -296,7 +298,14 @@ async function main(): Promise<void> {
 
   const trainArgs = (epochs: number) => [
     ...['train', '--dataset', spec, '--out', RUN, '--backbone', WEIGHTS, '--cache', CACHE, ...MODEL],
-    ...['--set', 'train.mode=head-only', '--set', `train.epochs=${epochs}`],
+    ...[
+      '--set',
+      'train.mode=head-only',
+      '--set',
+      `train.epochs=${epochs}`,
+      '--set',
+      `train.threads=${THREADS}`,
+    ],
   ];
   if (STEPS.includes('train')) {
     await rm(RUN, { recursive: true, force: true });

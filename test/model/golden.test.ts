@@ -13,7 +13,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../../src/backend.ts';
-import type { LossConfig } from '../../src/config.ts';
+import { type LossConfig, resolveConfig } from '../../src/config.ts';
 import { readSafetensors, type SafeTensor } from '../../src/io/safetensors.ts';
 import type { ModelConfig } from '../../src/model/config.ts';
 import { decoderForward } from '../../src/model/decoder.ts';
@@ -29,14 +29,8 @@ import { decodeTransitions } from '../../src/model/transitions.ts';
 import { loadWeights, toTorchLayout } from '../../src/model/weights.ts';
 
 const GOLDEN = path.join(import.meta.dirname, '..', 'fixtures', 'golden');
-const LOSS: LossConfig = {
-  contrastive: 'token',
-  tasWeights: [1, 2],
-  contWeight: 10,
-  aqaWeight: 1,
-  qualityWeight: 0,
-  reconWeight: 0,
-};
+/** The paper's losses: the defaults (test/config.test.ts pins them). */
+const LOSS: LossConfig = resolveConfig().loss;
 
 interface Fixture {
   cfg: ModelConfig;

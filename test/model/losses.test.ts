@@ -1,8 +1,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf, useBackend } from '../../src/backend.ts';
+import { resolveConfig } from '../../src/config.ts';
 import { McoreError } from '../../src/errors.ts';
 import { aqaLoss, contrastiveLoss, tasLoss, totalLoss } from '../../src/model/losses.ts';
 import { createRng } from '../../src/rng.ts';
+
+/** The paper's losses: the defaults (test/config.test.ts pins them). */
+const PAPER = resolveConfig().loss;
 
 beforeAll(async () => {
   await useBackend('wasm');
@@ -222,14 +226,7 @@ describe('totalLoss', () => {
         [2, 3],
       ],
     };
-    const terms = totalLoss(out, targets, {
-      contrastive: 'token',
-      tasWeights: [1, 2],
-      contWeight: 10,
-      aqaWeight: 1,
-      qualityWeight: 0,
-      reconWeight: 0,
-    });
+    const terms = totalLoss(out, targets, PAPER);
     const aqa = value(aqaLoss(out.deltaQE, out.deltaEQ, [70], [71]));
     const tas = value(tasLoss(out.logits, targets.transitions));
     const cont = value(contrastiveLoss(out.tokens, 'token', { stages: 3 }));
@@ -238,35 +235,13 @@ describe('totalLoss', () => {
     expect(value(terms.tas)).toBeCloseTo(tas, 5);
     expect(value(terms.cont)).toBeCloseTo(cont, 5);
     expect(value(terms.total)).toBeCloseTo(aqa + tas + cont, 4);
-    const none = totalLoss(out, targets, {
-      contrastive: 'none',
-      tasWeights: [1, 2],
-      contWeight: 10,
-      aqaWeight: 1,
-      qualityWeight: 0,
-      reconWeight: 0,
-    });
+    const none = totalLoss(out, targets, { ...PAPER, contrastive: 'none' });
     expect(value(none.cont)).toBe(0);
     expect(value(none.total)).toBeCloseTo(aqa + tas, 4);
-    const weighted = totalLoss(out, targets, {
-      contrastive: 'none',
-      tasWeights: [1, 2],
-      contWeight: 10,
-      aqaWeight: 2.5,
-      qualityWeight: 0,
-      reconWeight: 0,
-    });
+    const weighted = totalLoss(out, targets, { ...PAPER, contrastive: 'none', aqaWeight: 2.5 });
     expect(value(weighted.aqa)).toBeCloseTo(2.5 * aqa, 3);
     expect(value(weighted.total)).toBeCloseTo(2.5 * aqa + tas, 3);
-    const stage = totalLoss(out, targets, {
-      contrastive: 'stage',
-      tasWeights: [1, 2],
-      aqaWeight: 1,
-      qualityWeight: 0,
-      reconWeight: 0,
-      contWeight: 3,
-      tau: 0.7,
-    });
+    const stage = totalLoss(out, targets, { ...PAPER, contrastive: 'stage', contWeight: 3, tau: 0.7 });
     expect(value(stage.cont)).toBeCloseTo(
       value(contrastiveLoss(out.tokens, 'stage', { stages: 3, tau: 0.7, weight: 3 })),
       5,

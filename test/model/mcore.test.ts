@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf, useBackend } from '../../src/backend.ts';
+import { resolveConfig } from '../../src/config.ts';
 import { McoreError } from '../../src/errors.ts';
 import { modelConfig } from '../../src/model/config.ts';
 import { decoderForward } from '../../src/model/decoder.ts';
@@ -11,6 +12,9 @@ import { regressorForward } from '../../src/model/regressor.ts';
 import { stagePool } from '../../src/model/stage-pool.ts';
 import { decodeTransitions } from '../../src/model/transitions.ts';
 import { createRng } from '../../src/rng.ts';
+
+/** The paper's losses: the defaults (test/config.test.ts pins them). */
+const PAPER = resolveConfig().loss;
 
 const cfg = modelConfig('mcore-tiny'); // D = 32, T = 16, K = 3, L = 5, 1 decoder layer of 4 heads
 const D = 32;
@@ -132,18 +136,7 @@ describe('mcoreForward', () => {
     const step = (seed: number): Record<string, number> => {
       const { value, grads } = tf.variableGrads(() => {
         const out = mcoreForward(params, cfg, { features: feats }, { training: true, transitions: gt, seed });
-        return totalLoss(
-          out,
-          { scores, transitions: gt },
-          {
-            contrastive: 'token',
-            tasWeights: [1, 2],
-            contWeight: 10,
-            aqaWeight: 1,
-            qualityWeight: 0,
-            reconWeight: 0,
-          },
-        ).total;
+        return totalLoss(out, { scores, transitions: gt }, PAPER).total;
       }, vars);
       const norms: Record<string, number> = {};
       for (const [k, g] of Object.entries(namedGrads(params, grads)))
@@ -175,18 +168,7 @@ describe('mcoreForward', () => {
       const out = mcoreForward(withBackbone, cfg, { frames }, { training: true, transitions: tr, seed: 1 });
       expect(out.features.shape).toEqual([2, T, D]);
       expect(out.deltaQE.shape).toEqual([1]);
-      return totalLoss(
-        out,
-        { scores: [80, 77], transitions: tr },
-        {
-          contrastive: 'token',
-          tasWeights: [1, 2],
-          contWeight: 10,
-          aqaWeight: 1,
-          qualityWeight: 0,
-          reconWeight: 0,
-        },
-      ).total;
+      return totalLoss(out, { scores: [80, 77], transitions: tr }, PAPER).total;
     }, vars);
     expect(Number.isFinite(value.dataSync()[0])).toBe(true);
     // The segmenter's gradient reaches the backbone: its last block's weights move.
