@@ -184,12 +184,15 @@ export async function checkFineDiving(opts: CheckOptions, write: (text: string) 
     .map((k) => k.trim())
     .filter((k) => k.length > 0);
   const ds = await openFineDiving({ root: opts.root, annotations: opts.annotations, keys });
-  const bar = opts.images ? createBar('decoding frames: clips', ds.clips.length) : undefined;
+  const bar = createBar(
+    opts.images ? 'decoding frames: clips' : 'checking the layout: clips',
+    ds.clips.length,
+  );
   const problems = await validateFineDivingLayout(ds, {
     checkImages: opts.images === true,
-    onProgress: bar ? (done) => bar.update(done) : undefined,
+    onProgress: (done) => bar.update(done),
   });
-  bar?.done();
+  bar.done();
   const summary = summarizeFineDiving(ds);
   if (opts.json) {
     const byKind = Object.fromEntries(

@@ -12,10 +12,11 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
+import { readInto } from '../backend.ts';
 import { McoreError, type McoreErrorCode } from '../errors.ts';
 import type { ModelConfig } from '../model/config.ts';
 import type { Params } from '../model/params.ts';
-import type { GradientPool, ShareBatch, ShareResult } from '../train/parallel.ts';
+import type { GradientPool, ShareBatch } from '../train/parallel.ts';
 import type { MethodName, MethodOptions } from './registry.ts';
 
 /**
@@ -132,12 +133,12 @@ export async function openGradientPool(opts: GradientPoolOptions): Promise<Gradi
     async grads(current, shares, seeds) {
       names.forEach((k, i) => {
         const v = current[k];
-        if (v?.length !== sizes[i]) {
+        if (v?.size !== sizes[i]) {
           throw new Error(
-            `gradient pool: parameter ${k} is ${v ? `${v.length} values` : 'missing'}, not ${sizes[i]}`,
+            `gradient pool: parameter ${k} is ${v ? `${v.size} values` : 'missing'}, not ${sizes[i]}`,
           );
         }
-        valueView.set(v, offsets[i]);
+        readInto(v, valueView, offsets[i]);
       });
       const replies = shares.map((share, i) => {
         const w = workers[i];

@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
-import { useBackend } from '../backend.ts';
+import { readInto, useBackend } from '../backend.ts';
 import { McoreError } from '../errors.ts';
 import type { Params } from '../model/params.ts';
 import type { ShareBatch } from '../train/parallel.ts';
@@ -35,7 +35,7 @@ function grads(share: ShareBatch, seed: number): GradientWorkerReply {
   try {
     const { terms, grads } = stepGrads(method, params, { ...share, input }, seed);
     names.forEach((name, i) => {
-      gradsOut.set(grads[name].dataSync() as Float32Array, offsets[i]);
+      readInto(grads[name], gradsOut, offsets[i]);
     });
     tf.dispose(Object.values(grads));
     return { ok: true, terms };

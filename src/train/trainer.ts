@@ -4,7 +4,6 @@
  * exact `resume`: the data order of epoch e depends only on (seed, e), so a resumed run replays the
  * same batches and, with the saved optimizer state, ends with the same weights.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import type { ClipRecord, ClipSource } from '../data/clips.ts';
 import { ExemplarIndex } from '../data/sampling.ts';
 import { McoreError } from '../errors.ts';

@@ -93,7 +93,7 @@ describe.skipIf(!hasData)(`mcore data check finediving (skipped when ${annDir} i
     await mkdir(root);
     const r = await mcore(...checkFineDiving(root, annDir, '--limit', '2'));
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe('');
+    expect(r.stderr).toMatch(/checking the layout: clips 3000\/3000/);
     const lines = r.stdout.split('\n');
     expect(lines[0]).toBe('clips        3000 (train 2251, test 749)');
     expect(lines[1]).toMatch(/^action types 52 \(train 52, test 44\); most common 407c x347, 107b x324/);

@@ -7,7 +7,6 @@ import { useBackend } from '../../src/backend.ts';
 import { resolveConfig } from '../../src/config.ts';
 import type { ClipRecord } from '../../src/data/clips.ts';
 import { evaluate } from '../../src/eval/evaluate.ts';
-import { readSafetensors } from '../../src/io/safetensors.ts';
 import { equalTransitions, mcoreMethod } from '../../src/methods/mcore-method.ts';
 import { initParams } from '../../src/model/params.ts';
 import { createRng } from '../../src/rng.ts';
