@@ -229,7 +229,7 @@ describe('evaluate: both protocols from one encoding', () => {
     expect(dn.metrics.aiou50).toBeNaN();
   });
 
-  it('reports the comparisons as they go: every query of both protocols, after the encodings', async () => {
+  it('reports the comparisons as they go: the queries of both protocols, after the encodings', async () => {
     const events: string[] = [];
     await evaluate(method, {}, train, test, {
       ...opts,
@@ -238,9 +238,9 @@ describe('evaluate: both protocols from one encoding', () => {
       onCompare: (d, t) => events.push(`compare ${d}/${t}`),
     });
     const compares = events.filter((e) => e.startsWith('compare'));
-    // 12 test queries, once with dn and once without
-    expect(compares).toEqual(Array.from({ length: 24 }, (_, i) => `compare ${i + 1}/24`));
-    expect(events.findIndex((e) => e.startsWith('compare'))).toBe(events.length - 24);
+    // 12 test queries, once with dn and once without; reported per run of up to 32 queries
+    expect(compares).toEqual(['compare 12/24', 'compare 24/24']);
+    expect(events.findIndex((e) => e.startsWith('compare'))).toBe(events.length - 2);
   });
 });
 
