@@ -20,6 +20,10 @@ npm install --no-audit --no-fund --silent "$work/$tarball"
 npx mcore --help > help.txt
 grep -q 'Usage: mcore' help.txt
 npx mcore demo --quick --out demo > demo.txt 2>&1 || { cat demo.txt; exit 1; }
+# Data-parallel training loads its worker thread from the installed package's dist/.
+npx mcore train --dataset synthdive:seed=3,clips=16,size=32 --out threads --set model.frames=8 \
+  --set model.imageSize=32 --set train.epochs=1 --set train.threads=2 > threads.txt 2>&1 || { cat threads.txt; exit 1; }
+echo "pack-check: $(tail -n 1 threads.txt) (train.threads=2)"
 npx mcore data export synthdive:seed=7,clips=40 --split test --mp4 --out clips > /dev/null 2>&1
 cat > score.mjs <<'JS'
 import { readdirSync } from 'node:fs';

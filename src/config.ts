@@ -87,9 +87,10 @@ export const runConfigSchema = z.strictObject({
        */
       validation: z.number().min(0).max(0.5).default(0),
       /**
-       * Threads that compute each step's gradients (src/train/parallel.ts): 1 (this thread alone) or more,
-       * the batch's pairs split between them. tfjs's wasm backend uses one core per thread, so 2 on a
-       * 2-core machine trains about 1.7x faster. Runs are reproducible for a given thread count.
+       * Threads that compute each step's gradients (src/train/parallel.ts): 1 (this thread alone) or more
+       * worker threads, the batch's pairs split between them. tfjs's wasm backend uses one core per engine;
+       * 2 on the 2-core machine trained a head-only epoch 1.37x faster (README, Speed). Runs are
+       * reproducible for a given thread count.
        */
       threads: intIn(1, 64).default(1),
     })

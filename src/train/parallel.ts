@@ -3,10 +3,10 @@
  * contiguous pairs (each query with its exemplar) per thread of a gradient pool
  * (src/methods/gradient-pool.ts: worker threads, each with its own tfjs), and the shares' gradients and
  * loss terms are averaged, weighted by their pairs, before one Adam step on this thread. This thread
- * computes no share: while it runs tfjs, a worker's share ran ~40% slower on the 2-core machine (820
- * vs 580 ms, measured), while two workers run theirs at the speed of one alone. Every loss term of MCoRe and its baselines is a mean over pairs, over videos or over
- * frames of equally long videos, so the weighted average is the gradient of the whole batch up to
- * float rounding (test/train/parallel.test.ts). Dropout masks are drawn per share (`shareSeed`), so a
+ * computes no share: while it ran tfjs, a worker's share ran ~40% slower on the 2-core machine (820
+ * vs 580 ms, measured); two workers slow each other by ~20% only. Every loss term of MCoRe and its
+ * baselines is a mean over pairs, over videos or over frames of equally long videos, so the weighted
+ * average is the gradient of the whole batch up to float rounding (test/train/parallel.test.ts). Dropout masks are drawn per share (`shareSeed`), so a
  * run is reproducible for a given thread count, not across thread counts.
  */
 import * as tf from '@tensorflow/tfjs-core';

@@ -99,6 +99,25 @@ describe('data-parallel gradients', () => {
     });
   }
 
+  it('a worker that cannot start is E_BACKEND naming the fix', async () => {
+    const method = createMethod('mcore', cfg.model, options);
+    const params = initParams(method.specs, createRng(3));
+    const err = await openGradientPool({
+      method: 'mcore',
+      model: cfg.model,
+      options,
+      params,
+      threads: 2,
+      backend: 'webgl' as 'wasm', // not a backend of Node's tfjs: the worker's start fails
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(McoreError);
+    expect((err as McoreError).code).toBe('E_BACKEND');
+    expect((err as McoreError).message).toMatch(
+      /gradient worker thread could not start .*--set train.threads=1/,
+    );
+    disposeParams(params);
+  });
+
   it("reports a worker's error with its code, and the pool works on", async () => {
     const method = createMethod('mcore', cfg.model, options);
     const params = initParams(method.specs, createRng(3));
@@ -156,5 +175,9 @@ describe('trainRun with train.threads = 2', () => {
     const wa = await weightsOf(path.join(base, 'a'));
     expect(await weightsOf(path.join(base, 'b'))).toEqual(wa);
     expect(await weightsOf(c)).toEqual(wa);
+    // The pool did the work: one thread draws other dropout masks and ends elsewhere.
+    const one = { ...record, config: { ...record.config, train: { ...record.config.train, threads: 1 } } };
+    await trainRun(one, { out: path.join(base, 'one'), resume: false });
+    expect(await weightsOf(path.join(base, 'one'))).not.toEqual(wa);
   });
 });
