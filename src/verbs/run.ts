@@ -220,17 +220,18 @@ async function trainInFolder(
     const { record: stored } = await readRunRecord(opts.out);
     // Resuming may extend a run (more epochs) and change evaluation settings; everything that shapes
     // training must be what the run was started with (the feature cache is only where features live).
-    const sameRun = (r: RunRecord) =>
-      JSON.stringify({
-        ...r,
-        featureCache: null,
-        method: r.method ?? 'mcore',
-        config: { ...r.config, train: { ...r.config.train, epochs: 0 }, eval: null },
-      });
-    if (sameRun(stored) !== sameRun(record)) {
+    const shape = (r: RunRecord) => ({
+      ...r,
+      featureCache: null,
+      method: r.method ?? 'mcore',
+      config: { ...r.config, train: { ...r.config.train, epochs: 0 }, eval: null },
+    });
+    const changed = differences(shape(stored), shape(record));
+    if (changed.length > 0) {
       throw new McoreError(
         'E_CONFIG',
-        `${opts.out}: --resume with a different dataset or config than the run was started with; drop the new options or use a new --out`,
+        `${opts.out}: --resume with a different dataset or config than the run was started with ` +
+          `(${changed.slice(0, 5).join('; ')}); drop the new options or use a new --out`,
       );
     }
     ({ params, state } = await loadCheckpoint<RunRecord>(opts.out, method.specs));
@@ -409,4 +410,17 @@ export async function evalRun(runDir: string, opts: EvalRunOptions = {}): Promis
     )}\n`,
   );
   return { ...result, method: record.method ?? 'mcore', dn, exemplars, references, warnings, file };
+}
+
+/** Where two JSON values differ: `path: before -> after` for each differing leaf (dotted paths). */
+export function differences(before: unknown, after: unknown, at = ''): string[] {
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (isObject(before) && isObject(after)) {
+    const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
+    return keys.flatMap((k) => differences(before[k], after[k], at ? `${at}.${k}` : k));
+  }
+  const a = JSON.stringify(before);
+  const b = JSON.stringify(after);
+  return a === b ? [] : [`${at || 'the record'} ${a ?? 'unset'} -> ${b ?? 'unset'}`];
 }

@@ -179,5 +179,7 @@ describe('trainRun with train.threads = 2', () => {
     const one = { ...record, config: { ...record.config, train: { ...record.config.train, threads: 1 } } };
     await trainRun(one, { out: path.join(base, 'one'), resume: false });
     expect(await weightsOf(path.join(base, 'one'))).not.toEqual(wa);
+    // Resuming with another thread count would change the dropout masks: refused, naming the setting.
+    await expect(trainRun(one, { out: c, resume: true })).rejects.toThrow('(config.train.threads 2 -> 1)');
   });
 });

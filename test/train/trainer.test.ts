@@ -70,7 +70,9 @@ describe('trainRun', () => {
     expect((await readCheckpointInfo(c)).epoch).toBe(4);
     await expect(
       trainRun({ ...rec, dataset: 'synthdive:seed=6,clips=24,size=32' }, { out: c, resume: true }),
-    ).rejects.toThrow(/different dataset or config/);
+    ).rejects.toThrow(
+      'different dataset or config than the run was started with (dataset "synthdive:seed=5,clips=24,size=32" -> "synthdive:seed=6,clips=24,size=32")',
+    );
   });
 });
 
