@@ -77,7 +77,7 @@ function range(lo: number, hi: number): number[] {
 
 /**
  * One data-parallel optimisation step: as `trainStep` (src/train/step.ts), with the batch's pairs
- * split between this thread and `pool`. Returns the loss terms of the whole batch.
+ * split between the workers of `pool`. Returns the loss terms of the whole batch.
  */
 export async function parallelTrainStep(
   method: Method,
@@ -94,7 +94,7 @@ export async function parallelTrainStep(
 }
 
 /**
- * As `stepGrads` (src/train/step.ts), with the batch's pairs split between this thread and `pool`: the
+ * As `stepGrads` (src/train/step.ts), with the batch's pairs split between the workers of `pool`: the
  * loss terms of the whole batch and its gradients (tensors the caller disposes).
  */
 export async function parallelGrads(
