@@ -122,6 +122,30 @@ export interface VideoEncoder {
 }
 
 /**
+ * What follows the backbone: features [V, T, D] -> the segmenter's transitions (V x (K-1)) and the
+ * stage tokens [V, K*L, D] pooled on them. The video encoder runs it after its backbone run; a bank
+ * built from cached features (./export.ts) runs it alone.
+ */
+export async function encodeFeatures(
+  segmenter: OnnxSession,
+  features: Float32Array,
+  V: number,
+  dims: Pick<EncoderDims, 'frames' | 'featureDim' | 'stages' | 'tokensPerStage'>,
+): Promise<{
+  transitions: number[][];
+  tokens: Float32Array;
+  timings: { segmenterMs: number; poolMs: number };
+}> {
+  const { frames: T, featureDim: D, stages: K, tokensPerStage: L } = dims;
+  const t0 = performance.now();
+  const logits = await runSegmenter(segmenter, { data: features, dims: [V, T, D] });
+  const transitions = decodeTransitions(logits.data, T, K);
+  const t1 = performance.now();
+  const tokens = poolStages(features, { V, T, D }, transitions, L);
+  return { transitions, tokens, timings: { segmenterMs: t1 - t0, poolMs: performance.now() - t1 } };
+}
+
+/**
  * A video encoder over open backbone and segmenter sessions (any ONNX Runtime; see ../onnx/session.ts).
  * `dispose` releases both sessions.
  */
@@ -130,24 +154,15 @@ export function videoEncoder(
   dims: EncoderDims,
 ): VideoEncoder {
   const { backbone, segmenter } = sessions;
-  const { frames: T, featureDim: D, stages: K, tokensPerStage: L, crop: S } = dims;
+  const { frames: T, crop: S } = dims;
   return {
     async encode(input: Float32Array, V: number): Promise<EncodedVideos> {
       const n = V * T;
       const t0 = performance.now();
       const features = await runBackbone(backbone, { data: input, dims: [n, 3, S, S] });
       const t1 = performance.now();
-      const logits = await runSegmenter(segmenter, { data: features.data, dims: [V, T, D] });
-      const transitions = decodeTransitions(logits.data, T, K);
-      const t2 = performance.now();
-      const tokens = poolStages(features.data, { V, T, D }, transitions, L);
-      const t3 = performance.now();
-      return {
-        features: features.data,
-        transitions,
-        tokens,
-        timings: { backboneMs: t1 - t0, segmenterMs: t2 - t1, poolMs: t3 - t2 },
-      };
+      const { transitions, tokens, timings } = await encodeFeatures(segmenter, features.data, V, dims);
+      return { features: features.data, transitions, tokens, timings: { backboneMs: t1 - t0, ...timings } };
     },
     async dispose() {
       await dispose(backbone);

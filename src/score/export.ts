@@ -2,9 +2,8 @@ import type { Frame } from '../data/types.ts';
 import { McoreError } from '../errors.ts';
 import type { ModelConfig } from '../model/config.ts';
 import type { Params } from '../model/params.ts';
-import { decodeTransitions } from '../model/transitions.ts';
 import { exportBackbone, exportScorer, exportSegmenter } from '../onnx/export.ts';
-import { dispose, runSegmenter } from '../onnx/runtime.ts';
+import { dispose } from '../onnx/runtime.ts';
 import {
   type BundleGraphs,
   type BundleManifest,
@@ -14,7 +13,7 @@ import {
   makeManifest,
   writeBundle,
 } from './bundle.ts';
-import { poolStages, toModelInput } from './encode.ts';
+import { encodeFeatures, toModelInput } from './encode.ts';
 import { scorerWithTokenDeltas } from './scorer-graph.ts';
 import { createVideoEncoder, openSessions } from './sessions.ts';
 
@@ -152,9 +151,8 @@ async function exportLocked(dir: string, params: Params, opts: BundleExportOptio
 }
 
 /**
- * The exemplar bank from backbone features: per batch of clips, the segmenter graph on their features
- * [V, T, D], the transitions decoded and the stage tokens pooled, as the video encoder does after its
- * backbone run (./encode.ts).
+ * The exemplar bank from backbone features: per batch of clips, `encodeFeatures` (./encode.ts, what the
+ * video encoder runs after its backbone) on their features [V, T, D].
  */
 async function bankFromFeatures(
   segmenterGraph: Uint8Array,
@@ -187,9 +185,8 @@ async function bankFromFeatures(
         }
         features.set(f, j * T * D);
       }
-      const logits = await runSegmenter(segmenter, { data: features, dims: [V, T, D] });
-      const transitions = decodeTransitions(logits.data, T, K);
-      o.tokens.set(poolStages(features, { V, T, D }, transitions, L), i * perVideo);
+      const { transitions, tokens } = await encodeFeatures(segmenter, features, V, manifest);
+      o.tokens.set(tokens, i * perVideo);
       for (let j = 0; j < V; j++) o.record(chunk[j], transitions[j]);
       o.onProgress?.({ kind: 'exemplars', done: i + V, total: clips.length });
     }
