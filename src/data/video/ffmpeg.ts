@@ -4,6 +4,7 @@ import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { delimiter, join, resolve } from 'node:path';
 import { McoreError } from '../../errors.ts';
+import { spawnViaHelper } from './spawner.ts';
 
 /**
  * The ffmpeg binary. By default the one pinned by the npm package `@ffmpeg-installer/ffmpeg` (the same
@@ -83,35 +84,46 @@ interface FfmpegRun {
   stdout: string;
 }
 
-/** Runs ffmpeg with `args`; `onStdout` takes stdout chunks (else stdout is collected as text). */
+/**
+ * Runs ffmpeg with `args`; `onStdout` takes stdout chunks (else stdout is collected as text). Without
+ * `feed` (decoding, probing) ffmpeg is started by the helper process (spawner.ts: a fork of this process
+ * would slow its next inference); with `feed` (encoding, which writes frames to ffmpeg's stdin) by this
+ * process.
+ */
 export function runFfmpeg(
   args: string[],
   opts: { onStdout?: (chunk: Buffer) => void; feed?: (child: ChildProcess) => Promise<void> } = {},
 ): Promise<FfmpegRun> {
   const bin = ffmpegPath();
+  let stderr = '';
+  let stdout = '';
+  const onStderr = (chunk: Buffer | string): void => {
+    stderr = (stderr + chunk.toString()).slice(-65536);
+  };
+  const onStdout = (chunk: Buffer): void => {
+    if (opts.onStdout) opts.onStdout(chunk);
+    else stdout += chunk.toString('utf8');
+  };
+  const cannotRun = (e: NodeJS.ErrnoException): McoreError => {
+    const fix = e.code === 'EACCES' ? ` (make it executable: chmod +x ${bin})` : '';
+    return new McoreError('E_BACKEND', `cannot run ffmpeg at ${bin}: ${e.message}${fix}`);
+  };
+  if (!opts.feed) {
+    return spawnViaHelper(bin, args, { onStdout, onStderr }).closed.then(
+      (code) => ({ code: code ?? 1, stderr, stdout }),
+      (e: NodeJS.ErrnoException) => Promise.reject(cannotRun(e)),
+    );
+  }
+  const feed = opts.feed;
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(bin, args, { stdio: [opts.feed ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    let stdout = '';
-    let fed: Promise<unknown> = Promise.resolve();
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (s: string) => {
-      stderr = (stderr + s).slice(-65536);
+    const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    child.stderr!.on('data', onStderr);
+    child.stdout!.on('data', onStdout);
+    child.on('error', (e: NodeJS.ErrnoException) => reject(cannotRun(e)));
+    const fed = feed(child).catch((e: unknown) => {
+      child.kill('SIGKILL');
+      return e;
     });
-    child.stdout!.on('data', (chunk: Buffer) => {
-      if (opts.onStdout) opts.onStdout(chunk);
-      else stdout += chunk.toString('utf8');
-    });
-    child.on('error', (e: NodeJS.ErrnoException) => {
-      const fix = e.code === 'EACCES' ? ` (make it executable: chmod +x ${bin})` : '';
-      reject(new McoreError('E_BACKEND', `cannot run ffmpeg at ${bin}: ${e.message}${fix}`));
-    });
-    if (opts.feed) {
-      fed = opts.feed(child).catch((e: unknown) => {
-        child.kill('SIGKILL');
-        return e;
-      });
-    }
     child.on('close', (code) => {
       void fed.then((e) => {
         if (e instanceof McoreError) reject(e);
