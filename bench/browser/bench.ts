@@ -9,11 +9,17 @@
  * is reported separately (ffmpeg in Node, WebCodecs in the page). Target: the page within 2x of Node's
  * model time. Both sides run 2 threads on a 2-core machine (the page: min(4, hardwareConcurrency)).
  * Needs Chromium (MCORE_CHROMIUM, default /usr/bin/chromium). Options: --runs N (default 5).
+ *
+ * The ceiling: a 2048 x 2048 x 2048 MatMul (the op that runs nearest each engine's float32 peak) timed in
+ * the page (bench/browser/peak-page.ts) and in onnxruntime-node, same run, 2 threads each. The model
+ * part cannot come nearer Node than that ratio unless the page's kernels beat onnxruntime-web's own GEMM.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import * as esbuild from 'esbuild';
+import * as ortNode from 'onnxruntime-node';
+import { type BrowserContext, chromium } from 'playwright-core';
 import { buildWeb } from '../../scripts/build-web.mjs';
 import { useBackend } from '../../src/backend.ts';
 import { sampleClips } from '../../src/data/clips.ts';
@@ -23,6 +29,8 @@ import { encodeMp4 } from '../../src/data/video.ts';
 import { modelConfig } from '../../src/model/config.ts';
 import { mcoreSpecs } from '../../src/model/mcore.ts';
 import { disposeParams, initParams } from '../../src/model/params.ts';
+import { backboneMacs } from '../../src/model/summary.ts';
+import { GraphBuilder } from '../../src/onnx/graph.ts';
 import { createRng } from '../../src/rng.ts';
 import { exportBundle } from '../../src/score/export.ts';
 import { loadBundle, type ScoreResult } from '../../src/score/scorer.ts';
@@ -49,6 +57,72 @@ declare const document: {
     id: string,
   ): { textContent: string | null; dataset: Record<string, string | undefined> } | null;
 };
+
+const PEAK_N = 2048;
+
+/** The MatMul probe: ms per run in the page and in onnxruntime-node (medians of RUNS), 2 threads each. */
+async function peakGemm(dir: string, context: BrowserContext): Promise<{ page: number; node: number }> {
+  const root = path.join(dir, 'peak');
+  await mkdir(root, { recursive: true });
+  const g = new GraphBuilder('matmul');
+  const x = g.input('x', [PEAK_N, PEAK_N]);
+  const w = g.initializer(
+    'w',
+    Float32Array.from({ length: PEAK_N * PEAK_N }, (_, i) => Math.cos(i) * 0.01),
+    [PEAK_N, PEAK_N],
+  );
+  g.output(g.node('MatMul', [x, w], {}, 'y'), [PEAK_N, PEAK_N]);
+  const model = path.join(root, 'matmul.onnx');
+  await writeFile(model, g.toModel());
+
+  const session = await ortNode.InferenceSession.create(model, {
+    executionProviders: ['cpu'],
+    intraOpNumThreads: THREADS,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+  });
+  const input = new ortNode.Tensor(
+    'float32',
+    Float32Array.from({ length: PEAK_N * PEAK_N }, (_, i) => Math.sin(i)),
+    [PEAK_N, PEAK_N],
+  );
+  const nodeTimes: number[] = [];
+  for (let i = 0; i <= RUNS; i++) {
+    const t0 = performance.now();
+    await session.run({ x: input });
+    if (i > 0) nodeTimes.push(performance.now() - t0);
+  }
+  await session.release();
+
+  await esbuild.build({
+    entryPoints: [path.join(import.meta.dirname, 'peak-page.ts')],
+    outfile: path.join(root, 'main.js'),
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'chrome120',
+    conditions: ['onnxruntime-web-use-extern-wasm'],
+    logLevel: 'warning',
+  });
+  await writeFile(
+    path.join(root, 'index.html'),
+    '<!doctype html><script type="module" src="main.js"></script>\n',
+  );
+  const server = await startServer({ bundleDir: root, webRoot: root, port: 0 });
+  try {
+    const page = await context.newPage();
+    await page.goto(`${server.url}?n=${PEAK_N}&runs=${RUNS}&threads=${THREADS}`);
+    await page.waitForFunction(() => document.body.dataset.times ?? document.body.dataset.error, null, {
+      timeout: 300_000,
+    });
+    const got = await page.evaluate(() => ({ ...document.body.dataset }));
+    if (got.error) throw new Error(`the peak probe failed in the page: ${got.error}`);
+    await page.close();
+    return { page: median(JSON.parse(got.times!) as number[]), node: median(nodeTimes) };
+  } finally {
+    await server.close();
+  }
+}
 
 async function main(): Promise<void> {
   await useBackend('wasm');
@@ -113,6 +187,7 @@ async function main(): Promise<void> {
   });
   const pageRuns: ScoreResult[] = [];
   let runtime = '';
+  let peak = { page: Number.NaN, node: Number.NaN };
   try {
     const page = await context.newPage();
     await page.goto(server.url);
@@ -136,6 +211,8 @@ async function main(): Promise<void> {
       if (out.state !== 'done') throw new Error(`the page did not score the clip: ${out.message}`);
       if (i > 0) pageRuns.push(JSON.parse(out.result!) as ScoreResult); // run 0 warms up
     }
+    await page.close();
+    peak = await peakGemm(dir, context);
   } finally {
     await context.close();
     await server.close();
@@ -156,6 +233,22 @@ async function main(): Promise<void> {
   log(
     `  transitions Node ${JSON.stringify(nodeRuns[0].transitions)}, page ${JSON.stringify(pageRuns[0].transitions)}; ` +
       `|score difference| ${Math.abs(nodeRuns[0].score - pageRuns[0].score).toExponential(2)}`,
+  );
+  const gflops = (ms: number) => ((2 * PEAK_N ** 3) / 1e9 / (ms / 1000)).toFixed(0);
+  log(
+    `  ceiling: ${PEAK_N}^3 MatMul, page ${peak.page.toFixed(0)} ms (${gflops(peak.page)} GFLOP/s), ` +
+      `Node ${peak.node.toFixed(0)} ms (${gflops(peak.node)} GFLOP/s): page / Node ${(peak.page / peak.node).toFixed(2)}x`,
+  );
+  // What the page's backbone would need for the model part to be within 2x of Node's, against the page's
+  // MatMul rate (the fastest float32 work onnxruntime-web does here).
+  const macs = backboneMacs(cfg.backbone, S);
+  const backboneGflop = (2 * T * (macs.convs + macs.gsm)) / 1e9;
+  const pageRest = web - median(pageRuns.map((r) => r.timings.backboneMs));
+  const budget = 2 * node - pageRest;
+  log(
+    `  within 2x the page's backbone (${backboneGflop.toFixed(2)} GFLOP) would have ${budget.toFixed(0)} ms: ` +
+      `${budget > 0 ? `${(backboneGflop / (budget / 1000)).toFixed(0)} GFLOP/s` : 'no time left'}, against the page's ` +
+      `MatMul ${gflops(peak.page)} GFLOP/s`,
   );
   log(`load average after: ${loadavg()}`);
   await rm(dir, { recursive: true, force: true });
