@@ -75,6 +75,12 @@ export const runConfigSchema = z.strictObject({
       lr: z.number().positive().max(10).default(1e-3),
       backboneLrScale: weight(1000).default(0.1),
       dn: z.boolean().default(true),
+      /**
+       * With dn, the share of training pairs whose exemplar is drawn from the whole training split
+       * instead (0: none, the reference). The default protocol of `eval` and `score` compares a query
+       * with exemplars of any action type; pairs of one type only never show the model such a pair.
+       */
+      crossTypeShare: z.number().min(0).max(1).default(0),
       seed: intIn(0, 2 ** 32 - 1).default(0),
       /** Score unit in the losses (1: raw dive scores, as the reference). */
       scoreScale: z.number().positive().max(1e6).default(1),
@@ -105,6 +111,7 @@ export const runConfigSchema = z.strictObject({
       lr: 1e-3,
       backboneLrScale: 0.1,
       dn: true,
+      crossTypeShare: 0,
       seed: 0,
     }),
   eval: z

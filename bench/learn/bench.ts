@@ -17,7 +17,8 @@
  *
  *   npx tsx bench/learn/bench.ts [--seeds 2002,2003,...] [--clips 400] [--epochs 30] [--jobs 2] [--configs a,b] [--out DIR]
  *
- * Adds each seed's rows to bench/learn/results-CLIPS.json (other seeds' rows are kept) and prints the table.
+ * Adds each seed's rows to bench/learn/results-CLIPS.json (other seeds' rows, and the rows of configurations
+ * not run this time, are kept) and prints the table.
  */
 import { spawn } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -60,6 +61,11 @@ const ALL_CONFIGS: { name: string; what: string; set: string[] }[] = [
     name: 'L_rec',
     what: 'scores + self-supervised stage reconstruction (loss.reconWeight=10)',
     set: ['loss.reconWeight=10'],
+  },
+  {
+    name: 'L_rec+cross',
+    what: 'L_rec + half the pairs across action types (train.crossTypeShare=0.5)',
+    set: ['loss.reconWeight=10', 'train.crossTypeShare=0.5'],
   },
   {
     name: 'cross-type',
@@ -168,11 +174,15 @@ async function main(): Promise<void> {
     );
     const rows = await runSeed(seed);
     const results = await loadResults(file);
+    // this run's configurations replace theirs; the seed's other configurations' rows are kept
+    const kept = (results.seeds[String(seed)]?.rows ?? []).filter(
+      (r) => !rows.some((n) => n.name === r.name),
+    );
     results.seeds[String(seed)] = {
       date: new Date().toISOString(),
       machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}`,
       jobs: JOBS,
-      rows,
+      rows: [...kept, ...rows],
     };
     await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
     process.stdout.write(`\n${learnTable(results)}\nwrote ${file}\n`);

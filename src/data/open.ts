@@ -1,6 +1,7 @@
 /**
  * Opens a dataset named on the command line:
- *   - `synthdive` or `synthdive:seed=3,clips=600,size=32,judges=5` — the embedded procedural dataset;
+ *   - `synthdive` or `synthdive:seed=3,clips=600,size=32,judges=5[,stages=4]` — the embedded procedural
+ *     dataset (stages=4: its 4-stage variant);
  *   - `finediving:root=DIR,annotations=DIR[,keys=k1|k2|...][,stages=K]` — FineDiving on disk
  *     (src/data/finediving.ts: trimmed frames under `root`, the .pkl files in `annotations`; `keys`
  *     keeps only those clips, e.g. `keys=01/1|03/12`), sampled as the reference does (`sampledClips`);
@@ -38,6 +39,7 @@ const SYNTHDIVE_RANGES: Readonly<Record<string, readonly [number, number]>> = {
   clips: [1, MAX_CLIPS],
   size: [8, MAX_SIZE],
   judges: [5, 7],
+  stages: [3, 4],
 };
 
 function parseFineDivingSpec(text: string, rest: string): DatasetSpec {
@@ -92,7 +94,7 @@ export function parseDatasetSpec(text: string): DatasetSpec {
       if (!Object.hasOwn(SYNTHDIVE_RANGES, k)) {
         throw new McoreError(
           'E_INPUT',
-          `--dataset ${text}: unknown option '${k}' (known: seed, clips, size, judges)`,
+          `--dataset ${text}: unknown option '${k}' (known: ${Object.keys(SYNTHDIVE_RANGES).join(', ')})`,
         );
       }
       const [lo, hi] = SYNTHDIVE_RANGES[k];
@@ -142,6 +144,7 @@ export function openSynthDive(options: Record<string, number | string>): SynthDi
     width: size,
     height: size,
     judges: Number(options.judges ?? 5) as 5 | 7,
+    stages: Number(options.stages ?? 3) as 3 | 4,
   });
 }
 

@@ -48,6 +48,8 @@ export interface TrainOptions {
   seed: number;
   /** Exemplars of the same action type ("with dive number"). */
   dn: boolean;
+  /** With dn, the share of pairs whose exemplar comes from the whole training split (default 0). */
+  crossTypeShare?: number;
   adam: AdamConfig;
   /**
    * Learning-rate schedule over epochs: 'constant' (the reference) or 'cosine' (lr x (1 + cos(pi e / E)) / 2
@@ -76,17 +78,23 @@ export function epochRng(seed: number, epoch: number): Rng {
   return createRng(seed * 1000003 + epoch * 7919 + 17);
 }
 
-/** Batches of B query keys with their exemplars for one epoch. */
+/**
+ * Batches of B query keys with their exemplars for one epoch. With dn and a `crossTypeShare` p > 0, each
+ * pair's exemplar comes from the whole training split with probability p (one more draw per pair; with
+ * p = 0 the draws are those of the reference's sampling).
+ */
 export function epochBatches(
   clips: readonly ClipRecord[],
   index: ExemplarIndex,
-  opts: { batchPairs: number; dn: boolean; rng: Rng },
+  opts: { batchPairs: number; dn: boolean; crossTypeShare?: number; rng: Rng },
 ): { queries: ClipRecord[]; exemplars: string[] }[] {
   const order = shuffled(clips, opts.rng);
+  const p = opts.crossTypeShare ?? 0;
+  const sameType = (): boolean => opts.dn && !(p > 0 && opts.rng.next() < p);
   const out: { queries: ClipRecord[]; exemplars: string[] }[] = [];
   for (let i = 0; i < order.length; i += opts.batchPairs) {
     const queries = order.slice(i, i + opts.batchPairs);
-    const exemplars = queries.map((q) => index.trainExemplar(q, opts.dn, opts.rng));
+    const exemplars = queries.map((q) => index.trainExemplar(q, sameType(), opts.rng));
     out.push({ queries, exemplars });
   }
   return out;
@@ -111,7 +119,12 @@ export async function train(
   for (let epoch = state.epoch; epoch < opts.epochs; epoch++) {
     const t0 = performance.now();
     const rng = epochRng(opts.seed, epoch);
-    const batches = epochBatches(source.clips, index, { batchPairs: opts.batchPairs, dn: opts.dn, rng });
+    const batches = epochBatches(source.clips, index, {
+      batchPairs: opts.batchPairs,
+      dn: opts.dn,
+      crossTypeShare: opts.crossTypeShare,
+      rng,
+    });
     const sums: Record<string, number> = {};
     const adamCfg = {
       ...opts.adam,

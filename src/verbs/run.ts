@@ -144,13 +144,14 @@ export async function openRunData(record: RunRecord, opts: OpenRunDataOptions = 
 /** The trainer's options as a run config sets them (Adam betas and eps as PyTorch's defaults). */
 export function trainOptionsOf(
   cfg: RunConfig,
-): Pick<TrainOptions, 'epochs' | 'batchPairs' | 'seed' | 'dn' | 'schedule' | 'adam'> {
+): Pick<TrainOptions, 'epochs' | 'batchPairs' | 'seed' | 'dn' | 'crossTypeShare' | 'schedule' | 'adam'> {
   const t = cfg.train;
   return {
     epochs: t.epochs,
     batchPairs: t.batchPairs,
     seed: t.seed,
     dn: t.dn,
+    crossTypeShare: t.crossTypeShare,
     schedule: t.schedule,
     adam: { lr: t.lr, backboneLrScale: t.backboneLrScale, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
   };

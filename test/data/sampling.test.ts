@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ExemplarIndex } from '../../src/data/sampling.ts';
 import { McoreError } from '../../src/errors.ts';
 import { createRng } from '../../src/rng.ts';
+import { epochBatches } from '../../src/train/trainer.ts';
 
 const train = [
   { key: 'a1', actionType: 'A' },
@@ -62,5 +63,57 @@ describe('ExemplarIndex', () => {
       /'Z'.*known: A, B, C/,
     );
     expect(() => new ExemplarIndex([])).toThrow(/training split is empty/);
+  });
+});
+
+describe('epochBatches with train.crossTypeShare', () => {
+  // 10 action types of 20 clips: a draw from the whole split lands on another type 180 times in 199.
+  const clips = Array.from({ length: 200 }, (_, i) => ({
+    key: `k${i}`,
+    actionType: `T${i % 10}`,
+    score: i,
+    transitions: [1, 2],
+  }));
+  const index = new ExemplarIndex(clips);
+  const typeOf = new Map(clips.map((c) => [c.key, c.actionType]));
+  const crossShare = (share: number, seed: number) => {
+    const batches = epochBatches(clips, index, {
+      batchPairs: 8,
+      dn: true,
+      crossTypeShare: share,
+      rng: createRng(seed),
+    });
+    let cross = 0;
+    let pairs = 0;
+    for (const b of batches) {
+      b.queries.forEach((q, j) => {
+        pairs++;
+        if (typeOf.get(b.exemplars[j]) !== q.actionType) cross++;
+      });
+    }
+    return { cross, pairs, batches };
+  };
+
+  it('0 keeps every pair within its action type and draws exactly as without the setting', () => {
+    expect(crossShare(0, 5).cross).toBe(0);
+    const without = epochBatches(clips, index, { batchPairs: 8, dn: true, rng: createRng(5) });
+    expect(crossShare(0, 5).batches).toEqual(without);
+  });
+
+  it('p draws about a share p of the exemplars from the whole split (binomial bounds)', () => {
+    for (const p of [0.25, 0.5, 1]) {
+      let cross = 0;
+      let pairs = 0;
+      for (let seed = 0; seed < 10; seed++) {
+        const r = crossShare(p, seed);
+        cross += r.cross;
+        pairs += r.pairs;
+      }
+      // expected share of pairs across types: p x 180/199; 2,000 pairs, bounds of ~4.5 sd
+      const expected = p * (180 / 199);
+      const sd = Math.sqrt((expected * (1 - expected)) / pairs);
+      expect(Math.abs(cross / pairs - expected)).toBeLessThan(4.5 * sd + 1e-9);
+      expect(cross).toBeGreaterThan(0);
+    }
   });
 });

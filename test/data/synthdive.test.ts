@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { openSynthDive, parseDatasetSpec } from '../../src/data/open.ts';
 import { difficultyOf } from '../../src/data/synthdive/actions.ts';
 import { sceneAt } from '../../src/data/synthdive/choreography.ts';
 import {
@@ -6,10 +8,12 @@ import {
   createSynthDive,
   finaScore,
   finaTrimmedSum,
+  JUDGE_WEIGHTS_4,
   renderFrame,
   renderFrameSync,
   type SynthDiveClipParams,
 } from '../../src/data/synthdive/index.ts';
+import { expectedAward } from '../../src/data/synthdive/judges.ts';
 import { McoreError } from '../../src/errors.ts';
 
 /** Ranks with ties averaged (1-based). */
@@ -280,5 +284,107 @@ describe('synthdive', () => {
     expect(code(() => ds.loadFrameSync('nope', 0))).toBe('E_INPUT');
     expect(code(() => ds.loadFrameSync(ds.clips[0].key, ds.clips[0].numFrames))).toBe('E_INPUT');
     await expect(ds.loadFrame(ds.clips[0].key, -1)).rejects.toThrow(/frames 0\.\./);
+  });
+});
+
+describe('synthdive, 4-stage variant (stages: 4)', () => {
+  const ds = createSynthDive({ seed: 21, clips: 300, width: 32, height: 32, stages: 4 });
+
+  it('names four stages, each 12-40% of the action, with four qualities per clip', () => {
+    expect(ds.stageNames).toEqual(['take-off', 'somersault', 'come-out', 'entry']);
+    for (const c of ds.clips) {
+      const p = ds.params(c.key);
+      expect(c.transitions).toHaveLength(3);
+      expect(c.stageQualities).toHaveLength(4);
+      const bounds = [p.actionStart, ...p.transitions, p.actionEnd];
+      const n = p.actionEnd - p.actionStart;
+      for (let s = 0; s < 4; s++) {
+        const len = bounds[s + 1] - bounds[s];
+        expect(len).toBeGreaterThanOrEqual(0.12 * n);
+        expect(len).toBeLessThanOrEqual(0.4 * n);
+      }
+    }
+  });
+
+  it('leaves the 3-stage dataset as it was (the shipped weights were trained on it)', () => {
+    // sha256 of the clips of seed 1000 and of every 3rd frame of the first 40, at 32 px, computed
+    // before the 4-stage variant existed
+    const three = createSynthDive({ seed: 1000, clips: 300, width: 32, height: 32 });
+    const h = createHash('sha256');
+    h.update(JSON.stringify(three.clips));
+    for (const c of three.clips.slice(0, 40))
+      for (let i = 0; i < c.numFrames; i += 3) h.update(three.loadFrameSync(c.key, i).data);
+    expect(h.digest('hex')).toBe('9d7f5537e67469ff3a639ff390693d1b83ff831f8fd1e91d9568adaa83e03a6a');
+  });
+
+  /** Smallest mean cue per stage at 24x24 (measured on these 6 clips: 5.52, 2.69, 2.54, 8.63; floors ~20% below). */
+  const MIN_CUE_4 = [4.4, 2.1, 2, 6.9];
+  const renderAll = (p: SynthDiveClipParams): Uint8Array[] =>
+    Array.from({ length: p.numFrames }, (_, i) => renderFrameSync(p, i, 24, 24).data);
+
+  it.each([0, 1, 2, 3])('shows stage quality %i only inside its stage', (stage) => {
+    const cue: number[] = [];
+    for (const clip of ds.clips.slice(0, 6)) {
+      const base = ds.params(clip.key);
+      const lo = structuredClone(base);
+      const hi = structuredClone(base);
+      lo.quality[stage] = 0.05;
+      hi.quality[stage] = 0.95;
+      const a = renderAll(lo);
+      const b = renderAll(hi);
+      const bounds = [base.actionStart, ...base.transitions, base.actionEnd];
+      let differing = 0;
+      let absDiff = 0;
+      for (let i = 0; i < base.numFrames; i++) {
+        const inside = i >= bounds[stage] && i < bounds[stage + 1];
+        const same = sameBytes(a[i], b[i]);
+        if (inside)
+          for (let k = 0; k < a[i].length; k++) absDiff += Math.abs(a[i][k] - b[i][k]) / a[i].length;
+        if (!inside)
+          expect(
+            same,
+            `${clip.key} frame ${i} (stage ${stage} spans ${bounds[stage]}..${bounds[stage + 1]})`,
+          ).toBe(true);
+        else if (!same) differing++;
+      }
+      const length = bounds[stage + 1] - bounds[stage];
+      expect(differing).toBeGreaterThanOrEqual(0.5 * length);
+      cue.push(absDiff / length);
+    }
+    const mean = cue.reduce((x, y) => x + y, 0) / cue.length;
+    expect(mean, `mean cue of stage ${stage}: ${mean.toFixed(2)}`).toBeGreaterThan(MIN_CUE_4[stage]);
+  });
+
+  it('makes the judges follow all four qualities, with their own weights', () => {
+    const qs = ds.clips.map((c) => ds.quality(c.key));
+    const totals = ds.clips.map((c) => finaTrimmedSum(c.judgeScores));
+    expect(
+      spearman(
+        qs.map((q) => q.reduce((a, b) => a + b, 0)),
+        totals,
+      ),
+    ).toBeGreaterThan(0.8);
+    for (let s = 0; s < 4; s++)
+      expect(
+        spearman(
+          qs.map((q) => q[s]),
+          totals,
+        ),
+      ).toBeGreaterThan(0.3);
+    for (const w of JUDGE_WEIGHTS_4) expect(w.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
+    // a panel's expected award for q: 1 + 9 w.q (judge 0: [0.25, 0.3, 0.2, 0.25])
+    expect(expectedAward([1, 0, 0, 0], 0)).toBeCloseTo(1 + 9 * 0.25, 12);
+    expect(expectedAward([0, 0, 1, 0], 0)).toBeCloseTo(1 + 9 * 0.2, 12);
+    expect(() => expectedAward([1, 1], 0)).toThrow(McoreError);
+  });
+
+  it('is asked for with stages=4 in a dataset spec; other stage counts are refused', () => {
+    expect(parseDatasetSpec('synthdive:seed=3,stages=4')).toEqual({
+      kind: 'synthdive',
+      options: { seed: 3, stages: 4 },
+    });
+    expect(() => parseDatasetSpec('synthdive:stages=5')).toThrow(/stages must be an integer in \[3, 4\]/);
+    expect(() => createSynthDive({ seed: 1, stages: 2 as 3 })).toThrow(/stages must be 3 or 4/);
+    expect(openSynthDive({ seed: 3, clips: 20, stages: 4 }).stageNames).toHaveLength(4);
   });
 });

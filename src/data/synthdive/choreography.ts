@@ -13,6 +13,13 @@
  *                         (held through the whole take-off);
  *   flight (q_flight):    tightness of the tuck or pike, arms off the legs, wobble of the rotation;
  *   entry (q_entry):      body angle at entry, splash size.
+ *
+ * The 4-stage variant splits the flight in two, on the same ballistic path and rotation:
+ *   somersault (q_somersault): tightness of the tuck or pike and wobble of the rotation; it hands over
+ *                         in a standard tuck or pike (STANDARD_TIGHT), arms on the legs;
+ *   come-out (q_comeout): when the body opens from that tuck or pike into the straight line (early and
+ *                         crisp, or late with a break at the hips, the rotation off and the arms late),
+ *                         ending in the same fixed entry state as the flight.
  * The cues are sized to be seen at the demo's 32 x 32 pixels and 16 sampled frames: measured as the
  * mean absolute pixel difference between q_s = 0 and q_s = 1 over the sampled frames of stage s
  * (90 clips): take-off 5.5, flight 3.1, entry 8.8 levels of 255.
@@ -134,6 +141,9 @@ function standOn(pose: BodyPose, foot: [number, number], facing: number, scale: 
 
 const STRAIGHT_ARMS_UP: BodyPose = { alpha: 0, hipFlex: 0, kneeFlex: 0, arm: Math.PI };
 
+/** Tightness of the tuck or pike in which the 4-stage variant's somersault hands over to the come-out. */
+const STANDARD_TIGHT = 0.6;
+
 /** Fixed points of a clip's choreography (functions of action, style and figure scale only). */
 interface Anchors {
   facing: 1 | -1;
@@ -220,7 +230,7 @@ function flight(p: SynthDiveClipParams, an: Anchors, u: number): Joints {
   const tight = 0.2 + 0.8 * q;
   const tuck = p.action.position === 'tuck';
   const shape = smoothstep(0, 0.15, u) * (1 - smoothstep(0.8, 0.97, u));
-  const turn = u - (0.6 * Math.sin(2 * Math.PI * u)) / (2 * Math.PI);
+  const turn = turnAt(u);
   const wobble =
     1.2 *
     (1 - q) *
@@ -232,8 +242,61 @@ function flight(p: SynthDiveClipParams, an: Anchors, u: number): Joints {
     kneeFlex: shape * (tuck ? 2.5 * tight : 0),
     arm: Math.PI + shape * ((tuck ? 0.6 : 1.0) + 1.4 * (1 - q) - Math.PI),
   };
-  const hip: [number, number] = [an.release[0] + p.style.travel * u, an.release[1] + an.a * u - an.b * u * u];
-  return bodyJoints(pose, hip, an.facing, p.nuisance.figureScale);
+  return bodyJoints(pose, flightHip(p, an, u), an.facing, p.nuisance.figureScale);
+}
+
+/** The fraction of the flight's rotation done at flight fraction u (0 -> 0, 1 -> 1). */
+function turnAt(u: number): number {
+  return u - (0.6 * Math.sin(2 * Math.PI * u)) / (2 * Math.PI);
+}
+
+/** Hip position at flight fraction u (the ballistic path from release to entry). */
+function flightHip(p: SynthDiveClipParams, an: Anchors, u: number): [number, number] {
+  return [an.release[0] + p.style.travel * u, an.release[1] + an.a * u - an.b * u * u];
+}
+
+/**
+ * Somersault of the 4-stage variant: u the fraction of the whole flight, v of this stage. Tightness
+ * and wobble as the flight's, blended into the standard tuck or pike by the end of the stage.
+ */
+function somersault(p: SynthDiveClipParams, an: Anchors, u: number, v: number): Joints {
+  const q = p.quality[1];
+  const handOver = smoothstep(0.7, 1, v);
+  const tight = 0.2 + 0.8 * q + (STANDARD_TIGHT - 0.2 - 0.8 * q) * handOver;
+  const tuck = p.action.position === 'tuck';
+  const shape = smoothstep(0, 0.15, u);
+  const wobble =
+    1.2 *
+    (1 - q) *
+    Math.sin(Math.PI * v) *
+    Math.sin(2 * Math.PI * p.style.wobbleCycles * v + p.style.wobblePhase);
+  const pose: BodyPose = {
+    alpha: an.alphaEntry * turnAt(u) + wobble,
+    hipFlex: shape * (tuck ? 2.3 : 2.6) * tight,
+    kneeFlex: shape * (tuck ? 2.5 * tight : 0),
+    arm: Math.PI + shape * ((tuck ? 0.6 : 1.0) + 1.4 * (1 - q) * (1 - handOver) - Math.PI),
+  };
+  return bodyJoints(pose, flightHip(p, an, u), an.facing, p.nuisance.figureScale);
+}
+
+/**
+ * Come-out of the 4-stage variant: from the standard tuck or pike to the straight entry line. A good
+ * come-out (q = 1) opens at 5-35% of the stage; a poor one (q = 0) at 60-90%, with a break at the hips,
+ * the rotation off and the arms late, all gone by the stage's end.
+ */
+function comeOut(p: SynthDiveClipParams, an: Anchors, u: number, v: number): Joints {
+  const q = p.quality[2];
+  const start = 0.05 + 0.55 * (1 - q);
+  const shape = 1 - smoothstep(start, start + 0.3, v);
+  const tuck = p.action.position === 'tuck';
+  const fault = (1 - q) * Math.sin(Math.PI * v);
+  const pose: BodyPose = {
+    alpha: an.alphaEntry * turnAt(u) + an.rotSign * 0.5 * fault,
+    hipFlex: shape * (tuck ? 2.3 : 2.6) * STANDARD_TIGHT + 0.5 * fault,
+    kneeFlex: shape * (tuck ? 2.5 * STANDARD_TIGHT : 0),
+    arm: Math.PI + shape * ((tuck ? 0.6 : 1.0) - Math.PI) - 1.0 * fault,
+  };
+  return bodyJoints(pose, flightHip(p, an, u), an.facing, p.nuisance.figureScale);
 }
 
 /** Camera centre for a flight fraction u (0 before the flight, 1 after it). */
@@ -246,10 +309,12 @@ function camera(p: SynthDiveClipParams, an: Anchors, u: number): SceneState['cam
   };
 }
 
-/** The scene at frame `index` of the clip. */
+/** The scene at frame `index` of the clip (3 or 4 stages: `p.transitions` has 2 or 3 frames). */
 export function sceneAt(p: SynthDiveClipParams, index: number): SceneState {
   const an = anchors(p);
-  const [t0, t1] = p.transitions;
+  const t0 = p.transitions[0];
+  // the flight (3 stages) or somersault + come-out (4 stages) span [t0, tEntry)
+  const tEntry = p.transitions[p.transitions.length - 1];
   const sc = p.nuisance.figureScale;
   const surface = { frame: index, rippleX: an.entry[0], rippleAmplitude: 0, rippleTime: 0 };
   const scene: SceneState = {
@@ -271,13 +336,22 @@ export function sceneAt(p: SynthDiveClipParams, index: number): SceneState {
     const { joints, depression } = takeoff(p, an, (index - p.actionStart) / (t0 - p.actionStart));
     scene.figure = { joints, scale: sc, underwaterOpacity: 0 };
     scene.boardDepression = depression;
-  } else if (index < t1) {
-    const u = (index - t0) / (t1 - t0);
+  } else if (index < tEntry) {
+    const u = (index - t0) / (tEntry - t0);
     scene.camera = camera(p, an, u);
-    scene.figure = { joints: flight(p, an, u), scale: sc, underwaterOpacity: 0 };
+    let joints: Joints;
+    if (p.transitions.length === 2) joints = flight(p, an, u);
+    else {
+      const t1 = p.transitions[1];
+      joints =
+        index < t1
+          ? somersault(p, an, u, (index - t0) / (t1 - t0))
+          : comeOut(p, an, u, (index - t1) / (tEntry - t1));
+    }
+    scene.figure = { joints, scale: sc, underwaterOpacity: 0 };
   } else {
     scene.camera = camera(p, an, 1);
-    const u = (index - t1) / (p.actionEnd - t1);
+    const u = (index - tEntry) / (p.actionEnd - tEntry);
     surface.rippleTime = u;
     surface.rippleAmplitude = (0.06 * smoothstep(0.1, 0.4, u)) / (1 + u);
     if (u < 1) entry(p, an, u, scene);
@@ -287,7 +361,7 @@ export function sceneAt(p: SynthDiveClipParams, index: number): SceneState {
 
 /** Entry, u in [0, 1): the diver slides in at an angle, the splash rises and falls. */
 function entry(p: SynthDiveClipParams, an: Anchors, u: number, scene: SceneState): void {
-  const q = p.quality[2];
+  const q = p.quality[p.quality.length - 1];
   const sc = p.nuisance.figureScale;
   const error = an.rotSign * p.style.entrySign * 0.6 * (1 - q) * smoothstep(0, 0.25, u);
   const pose: BodyPose = { ...STRAIGHT_ARMS_UP, alpha: an.alphaEntry + error };

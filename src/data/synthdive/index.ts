@@ -1,5 +1,6 @@
 /**
- * SynthDive: an embedded procedural dataset of staged dives (take-off, flight, entry), deterministic
+ * SynthDive: an embedded procedural dataset of staged dives (take-off, flight, entry; or, with
+ * `stages: 4`, take-off, somersault, come-out, entry), deterministic
  * from a seed, for `mcore demo` and tests. A fair small-scale stand-in for FineDiving: 18 action
  * types (dive numbers) with degrees of difficulty 1.5-3.6, hidden per-stage qualities that show only
  * inside their stage, a FINA-scored judge panel with noise, and nuisance (camera, colours, lighting,
@@ -21,6 +22,7 @@ import { finaScore, type JudgeCount, judgePanel } from './judges.ts';
 import {
   canonicalNuisance,
   type SynthDiveClipParams,
+  type SynthDiveStages,
   sampleNuisance,
   sampleQualities,
   sampleStyle,
@@ -29,11 +31,20 @@ import {
 import { renderFrameSync } from './render.ts';
 
 export { ACTION_TYPES, type ActionType, difficultyOf } from './actions.ts';
-export { finaScore, finaTrimmedSum, JUDGE_WEIGHTS, type JudgeCount, judgePanel } from './judges.ts';
-export type { DiveStyle, Nuisance, SynthDiveClipParams } from './params.ts';
+export {
+  finaScore,
+  finaTrimmedSum,
+  JUDGE_WEIGHTS,
+  JUDGE_WEIGHTS_4,
+  type JudgeCount,
+  judgePanel,
+} from './judges.ts';
+export type { DiveStyle, Nuisance, SynthDiveClipParams, SynthDiveStages } from './params.ts';
 export { renderFrame, renderFrameSync } from './render.ts';
 
 export const SYNTHDIVE_STAGES = ['take-off', 'flight', 'entry'] as const;
+/** Stage names of the 4-stage variant (`stages: 4`). */
+export const SYNTHDIVE_STAGES_4 = ['take-off', 'somersault', 'come-out', 'entry'] as const;
 
 export interface SynthDiveOptions {
   /** Seed of everything that matters for the score: types, timelines, qualities, style, judges. */
@@ -51,14 +62,19 @@ export interface SynthDiveOptions {
   nuisanceSeed?: number;
   /** false renders every clip in the same standard conditions (default true). */
   nuisance?: boolean;
+  /**
+   * 3 (default: take-off, flight, entry) or 4 (take-off, somersault, come-out, entry: the flight split
+   * in two, other choreography and judges; for measuring on a staged action the shipped weights never saw).
+   */
+  stages?: SynthDiveStages;
 }
 
 export interface SynthDive extends StagedDataset {
   readonly options: Readonly<Required<SynthDiveOptions>>;
   /** The parameter record a clip is rendered from. */
   params(key: string): SynthDiveClipParams;
-  /** Hidden stage qualities [q_takeoff, q_flight, q_entry] of a clip. */
-  quality(key: string): [number, number, number];
+  /** Hidden stage qualities of a clip: [q_takeoff, q_flight, q_entry] (4 stages: [q_takeoff, q_somersault, q_comeout, q_entry]). */
+  quality(key: string): number[];
   loadFrameSync(key: string, index: number): Frame;
 }
 
@@ -76,6 +92,7 @@ function resolveOptions(o: SynthDiveOptions): Required<SynthDiveOptions> {
     trainFraction: o.trainFraction ?? 0.75,
     nuisanceSeed: o.nuisanceSeed ?? (o.seed ^ 0x5bd1e995) >>> 0,
     nuisance: o.nuisance ?? true,
+    stages: o.stages ?? 3,
   };
   const issues: string[] = [];
   if (!Number.isInteger(r.seed)) issues.push(`seed must be an integer, found ${r.seed}`);
@@ -88,6 +105,7 @@ function resolveOptions(o: SynthDiveOptions): Required<SynthDiveOptions> {
       issues.push(`${k} must be an integer in [8, ${MAX_SIZE}], found ${r[k]}`);
   }
   if (r.judges !== 5 && r.judges !== 7) issues.push(`judges must be 5 or 7, found ${r.judges}`);
+  if (r.stages !== 3 && r.stages !== 4) issues.push(`stages must be 3 or 4, found ${r.stages}`);
   if (!(r.trainFraction > 0 && r.trainFraction < 1)) {
     issues.push(`trainFraction must be in (0, 1), found ${r.trainFraction}`);
   }
@@ -113,8 +131,8 @@ export function createSynthDive(options: SynthDiveOptions): SynthDive {
   const awards: number[][] = [];
   for (let i = 0; i < opts.clips; i++) {
     const clipRng = rng.fork();
-    const timeline = sampleTimeline(clipRng.fork());
-    const quality = sampleQualities(clipRng.fork());
+    const timeline = sampleTimeline(clipRng.fork(), opts.stages);
+    const quality = sampleQualities(clipRng.fork(), opts.stages);
     const style = sampleStyle(clipRng.fork());
     const judgeRng = clipRng.fork();
     const clipNuisanceRng = nuisanceRng.fork();
@@ -169,14 +187,11 @@ export function createSynthDive(options: SynthDiveOptions): SynthDive {
 
   return {
     name: 'synthdive',
-    stageNames: [...SYNTHDIVE_STAGES],
+    stageNames: [...(opts.stages === 4 ? SYNTHDIVE_STAGES_4 : SYNTHDIVE_STAGES)],
     clips,
     options: Object.freeze(opts),
     params: (key) => structuredClone(lookup(key)),
-    quality: (key) => {
-      const q = lookup(key).quality;
-      return [q[0], q[1], q[2]];
-    },
+    quality: (key) => [...lookup(key).quality],
     loadFrameSync,
     loadFrame: async (key, index) => loadFrameSync(key, index),
   };

@@ -1,6 +1,6 @@
 /**
- * SynthDive judging. Each judge sees the three hidden stage qualities q = [q_takeoff, q_flight,
- * q_entry] in [0, 1] and awards
+ * SynthDive judging. Each judge sees the hidden stage qualities q = [q_takeoff, q_flight, q_entry]
+ * (4 stages: [q_takeoff, q_somersault, q_comeout, q_entry]) in [0, 1] and awards
  *
  *     award_j = clamp(round_half(1 + 9 * (w_j . q) + 0.5 * n_j), 0, 10),   n_j ~ N(0, 1)
  *
@@ -28,13 +28,32 @@ export const JUDGE_WEIGHTS: readonly (readonly [number, number, number])[] = [
   [0.25, 0.45, 0.3],
 ];
 
+/**
+ * Stage weights [take-off, somersault, come-out, entry] of the 4-stage variant's judges, in panel
+ * order (each row sums to 1).
+ */
+export const JUDGE_WEIGHTS_4: readonly (readonly [number, number, number, number])[] = [
+  [0.25, 0.3, 0.2, 0.25],
+  [0.3, 0.25, 0.2, 0.25],
+  [0.2, 0.3, 0.25, 0.25],
+  [0.25, 0.35, 0.15, 0.25],
+  [0.25, 0.25, 0.25, 0.25],
+  [0.3, 0.3, 0.15, 0.25],
+  [0.2, 0.35, 0.2, 0.25],
+];
+
 /** Standard deviation of a judge's noise, in points. */
 export const JUDGE_NOISE_SD = 0.5;
 
-/** A judge's expected (noise-free, unrounded) award for stage qualities `q`. */
+/** A judge's expected (noise-free, unrounded) award for stage qualities `q` (3 or 4 stages). */
 export function expectedAward(q: readonly number[], judge: number): number {
-  const w = JUDGE_WEIGHTS[judge];
-  return 1 + 9 * (w[0] * q[0] + w[1] * q[1] + w[2] * q[2]);
+  const w = q.length === 4 ? JUDGE_WEIGHTS_4[judge] : JUDGE_WEIGHTS[judge];
+  if (w.length !== q.length) {
+    throw new McoreError('E_INPUT', `SynthDive judges weigh 3 or 4 stages, found ${q.length} qualities`);
+  }
+  let sum = 0;
+  for (let s = 0; s < q.length; s++) sum += w[s] * q[s];
+  return 1 + 9 * sum;
 }
 
 /** Awards of a panel of `judges` for stage qualities `q`; noise drawn from `rng`. */

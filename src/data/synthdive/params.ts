@@ -5,9 +5,11 @@
  *
  * Fields fall in four groups, drawn from independent random streams:
  *   - timeline: clip length 60-140 frames; background frames before and after the action; the action
- *     split into take-off, flight, entry, each 15-50% of the action (integer frame counts);
- *   - quality: the hidden stage qualities [q_takeoff, q_flight, q_entry] in [0, 1], correlated
- *     through a per-clip skill (see sampleQualities); they drive the judges;
+ *     split into take-off, flight, entry, each 15-50% of the action (integer frame counts); in the
+ *     4-stage variant into take-off, somersault, come-out, entry, each 12-40%;
+ *   - quality: the hidden stage qualities [q_takeoff, q_flight, q_entry] (4 stages: [q_takeoff,
+ *     q_somersault, q_comeout, q_entry]) in [0, 1], correlated through a per-clip skill (see
+ *     sampleQualities); they drive the judges;
  *   - style: how this diver performs that does not affect the score (flight apex, travel, lean and
  *     wobble signs and phases, splash droplet directions);
  *   - nuisance: camera offset and zoom, figure colour and size, background, water and board colours,
@@ -66,12 +68,12 @@ export interface SynthDiveClipParams {
   numFrames: number;
   /** First frame of the take-off (frames before it are background: the diver stands still). */
   actionStart: number;
-  /** First frame of the flight and of the entry. */
-  transitions: [number, number];
+  /** First frame of each stage after the take-off: the flight and the entry (4 stages: the somersault, the come-out and the entry). */
+  transitions: number[];
   /** First frame after the entry (frames from here on are background: water settling). */
   actionEnd: number;
-  /** Hidden stage qualities [q_takeoff, q_flight, q_entry], each in [0, 1]. */
-  quality: [number, number, number];
+  /** Hidden stage qualities, one per stage, each in [0, 1]: [q_takeoff, q_flight, q_entry] (4 stages: [q_takeoff, q_somersault, q_comeout, q_entry]). */
+  quality: number[];
   style: DiveStyle;
   nuisance: Nuisance;
 }
@@ -79,30 +81,42 @@ export interface SynthDiveClipParams {
 export interface Timeline {
   numFrames: number;
   actionStart: number;
-  transitions: [number, number];
+  transitions: number[];
   actionEnd: number;
 }
+
+/** Stages of a SynthDive clip: 3 (take-off, flight, entry) or 4 (take-off, somersault, come-out, entry). */
+export type SynthDiveStages = 3 | 4;
 
 /** Bounds of the timeline: clip length and the share of each stage in the action. */
 export const CLIP_FRAMES = { min: 60, max: 140 } as const;
 export const STAGE_SHARE = { min: 0.15, max: 0.5 } as const;
+/** The same for the 4-stage variant. */
+export const STAGE_SHARE_4 = { min: 0.12, max: 0.4 } as const;
 
 const between = (rng: Rng, lo: number, hi: number): number => lo + (hi - lo) * rng.next();
 const sign = (rng: Rng): 1 | -1 => (rng.next() < 0.5 ? -1 : 1);
 
-/** Draws a clip timeline: background, take-off, flight, entry, background. */
-export function sampleTimeline(rng: Rng): Timeline {
+/**
+ * Draws a clip timeline: background, the stages, background. The 3-stage draws are those of the first
+ * SynthDive (the shipped weights were trained on them); 4 stages draw one more length.
+ */
+export function sampleTimeline(rng: Rng, stages: SynthDiveStages = 3): Timeline {
   const numFrames = CLIP_FRAMES.min + rng.int(CLIP_FRAMES.max - CLIP_FRAMES.min + 1);
   const pre = Math.max(3, Math.round(numFrames * between(rng, 0.05, 0.15)));
   const post = Math.max(3, Math.round(numFrames * between(rng, 0.05, 0.12)));
   const n = numFrames - pre - post;
-  const ok = (len: number) => len >= STAGE_SHARE.min * n && len <= STAGE_SHARE.max * n;
+  const share = stages === 3 ? STAGE_SHARE : STAGE_SHARE_4;
+  const ok = (len: number) => len >= share.min * n && len <= share.max * n;
   for (;;) {
-    const l1 = Math.round(n * between(rng, STAGE_SHARE.min, STAGE_SHARE.max));
-    const l2 = Math.round(n * between(rng, STAGE_SHARE.min, STAGE_SHARE.max));
-    const l3 = n - l1 - l2;
-    if (ok(l1) && ok(l2) && ok(l3)) {
-      return { numFrames, actionStart: pre, transitions: [pre + l1, pre + l1 + l2], actionEnd: pre + n };
+    const lengths: number[] = [];
+    for (let k = 0; k < stages - 1; k++) lengths.push(Math.round(n * between(rng, share.min, share.max)));
+    lengths.push(n - lengths.reduce((a, b) => a + b, 0));
+    if (lengths.every(ok)) {
+      const transitions: number[] = [];
+      let at = pre;
+      for (const len of lengths.slice(0, -1)) transitions.push((at += len));
+      return { numFrames, actionStart: pre, transitions, actionEnd: pre + n };
     }
   }
 }
@@ -112,9 +126,9 @@ export function sampleTimeline(rng: Rng): Timeline {
  * (triangular), stages correlated 0.5 through the diver's skill, as good divers tend to do every
  * stage well.
  */
-export function sampleQualities(rng: Rng): [number, number, number] {
+export function sampleQualities(rng: Rng, stages: SynthDiveStages = 3): number[] {
   const skill = rng.next();
-  return [(skill + rng.next()) / 2, (skill + rng.next()) / 2, (skill + rng.next()) / 2];
+  return Array.from({ length: stages }, () => (skill + rng.next()) / 2);
 }
 
 const DROPLETS = 6;
