@@ -15,7 +15,10 @@
  *
  *   - cross-type: pairs of different action types too (train.dn=false) and no L_cont.
  *
- *   npx tsx bench/learn/bench.ts [--seeds 2002,2003,...] [--clips 400] [--epochs 30] [--jobs 2] [--configs a,b] [--out DIR]
+ * `--stages 4` runs on SynthDive's 4-stage variant (take-off, somersault, come-out, entry: other
+ * choreography and judges, never seen by a shipped weight) and writes bench/learn/results-CLIPS-4stages.json.
+ *
+ *   npx tsx bench/learn/bench.ts [--seeds 2002,2003,...] [--clips 400] [--epochs 30] [--jobs 2] [--configs a,b] [--stages 3|4] [--out DIR]
  *
  * Adds each seed's rows to bench/learn/results-CLIPS.json (other seeds' rows, and the rows of configurations
  * not run this time, are kept) and prints the table.
@@ -35,7 +38,11 @@ const SEEDS = arg('--seeds', arg('--seed', '2002')).split(',').map(Number);
 const CLIPS = Number(arg('--clips', '400'));
 const EPOCHS = Number(arg('--epochs', '30'));
 const JOBS = Number(arg('--jobs', '2'));
-const OUT = path.resolve(arg('--out', path.join(os.tmpdir(), `mcore-bench-learn-${CLIPS}`)));
+const STAGES = Number(arg('--stages', '3'));
+if (STAGES !== 3 && STAGES !== 4) throw new Error(`--stages must be 3 or 4, got ${STAGES}`);
+/** The dataset spec's suffix and the results file's, for the 4-stage variant. */
+const VARIANT = STAGES === 4 ? { spec: ',stages=4', file: '-4stages' } : { spec: '', file: '' };
+const OUT = path.resolve(arg('--out', path.join(os.tmpdir(), `mcore-bench-learn-${CLIPS}${VARIANT.file}`)));
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const CLI = path.join(ROOT, 'bin/mcore.js');
 
@@ -103,7 +110,7 @@ async function measure(c: (typeof CONFIGS)[number], seed: number): Promise<Row> 
     [
       'train',
       '--dataset',
-      `synthdive:seed=${seed},clips=${CLIPS},size=32`,
+      `synthdive:seed=${seed},clips=${CLIPS},size=32${VARIANT.spec}`,
       '--config',
       configFile,
       ...c.set.flatMap((s) => ['--set', s]),
@@ -164,13 +171,13 @@ async function runSeed(seed: number): Promise<Row[]> {
 }
 
 async function main(): Promise<void> {
-  const file = path.join(ROOT, `bench/learn/results-${CLIPS}.json`);
+  const file = path.join(ROOT, `bench/learn/results-${CLIPS}${VARIANT.file}.json`);
   for (const seed of SEEDS) {
     const out = path.join(OUT, String(seed));
     await mkdir(out, { recursive: true });
     await writeFile(path.join(out, 'config.json'), JSON.stringify(BASE, null, 2));
     process.stdout.write(
-      `SynthDive seed ${seed}, ${CLIPS} clips (75% train), ${EPOCHS} epochs from random weights, ${JOBS} at a time; runs in ${out}\n`,
+      `SynthDive${STAGES === 4 ? ' (4 stages)' : ''} seed ${seed}, ${CLIPS} clips (75% train), ${EPOCHS} epochs from random weights, ${JOBS} at a time; runs in ${out}\n`,
     );
     const rows = await runSeed(seed);
     const results = await loadResults(file);

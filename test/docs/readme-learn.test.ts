@@ -1,6 +1,7 @@
 /**
- * README "Training on your own action": its table is learnTable of the committed bench/learn results (a
- * figure the bench did not write fails here), and the table function renders a known case exactly.
+ * README "Training on your own action": its tables (SynthDive, and its 4-stage variant) are learnTable of the
+ * committed bench/learn results (a figure the bench did not write fails here), and the table function
+ * renders a known case exactly.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -11,6 +12,9 @@ import { repoRoot } from '../helpers/cli.ts';
 const results = JSON.parse(
   readFileSync(path.join(repoRoot, 'bench/learn/results-400.json'), 'utf8'),
 ) as Results;
+const results4 = JSON.parse(
+  readFileSync(path.join(repoRoot, 'bench/learn/results-400-4stages.json'), 'utf8'),
+) as Results;
 const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
 
 describe('README learning table', () => {
@@ -18,6 +22,13 @@ describe('README learning table', () => {
     const m = /<!-- learn-table:begin -->\n([\s\S]*?)\n<!-- learn-table:end -->/.exec(readme);
     expect(m, 'README.md lacks the learn-table markers').not.toBeNull();
     expect(m![1]).toBe(learnTable(results));
+  });
+
+  it('has the table of the 4-stage variant: learnTable of bench/learn/results-400-4stages.json', () => {
+    const m = /<!-- learn-table-4stages:begin -->\n([\s\S]*?)\n<!-- learn-table-4stages:end -->/.exec(readme);
+    expect(m, 'README.md lacks the learn-table-4stages markers').not.toBeNull();
+    expect(m![1]).toBe(learnTable(results4));
+    expect(Object.keys(results4.seeds).length).toBeGreaterThanOrEqual(3);
   });
 
   it('comes from several seeds that no shipped weight has seen, each with the paper objective and L_rec', () => {

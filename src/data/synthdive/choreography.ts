@@ -227,22 +227,12 @@ function takeoff(p: SynthDiveClipParams, an: Anchors, u: number): { joints: Join
 /** Flight, u in [0, 1): ballistic hip path, N half somersaults, tuck or pike in the middle. */
 function flight(p: SynthDiveClipParams, an: Anchors, u: number): Joints {
   const q = p.quality[1];
-  const tight = 0.2 + 0.8 * q;
-  const tuck = p.action.position === 'tuck';
-  const shape = smoothstep(0, 0.15, u) * (1 - smoothstep(0.8, 0.97, u));
-  const turn = turnAt(u);
-  const wobble =
-    1.2 *
-    (1 - q) *
-    Math.sin(Math.PI * u) *
-    Math.sin(2 * Math.PI * p.style.wobbleCycles * u + p.style.wobblePhase);
-  const pose: BodyPose = {
-    alpha: an.alphaEntry * turn + wobble,
-    hipFlex: shape * (tuck ? 2.3 : 2.6) * tight,
-    kneeFlex: shape * (tuck ? 2.5 * tight : 0),
-    arm: Math.PI + shape * ((tuck ? 0.6 : 1.0) + 1.4 * (1 - q) - Math.PI),
-  };
-  return bodyJoints(pose, flightHip(p, an, u), an.facing, p.nuisance.figureScale);
+  return tuckedFlight(p, an, u, {
+    tight: 0.2 + 0.8 * q,
+    shape: smoothstep(0, 0.15, u) * (1 - smoothstep(0.8, 0.97, u)),
+    wobble: wobbleAt(p, q, u),
+    armError: 1.4 * (1 - q),
+  });
 }
 
 /** The fraction of the flight's rotation done at flight fraction u (0 -> 0, 1 -> 1). */
@@ -255,6 +245,37 @@ function flightHip(p: SynthDiveClipParams, an: Anchors, u: number): [number, num
   return [an.release[0] + p.style.travel * u, an.release[1] + an.a * u - an.b * u * u];
 }
 
+/** Rotation wobble of quality q at fraction x of the stage it spans (0 at both ends). */
+function wobbleAt(p: SynthDiveClipParams, q: number, x: number): number {
+  return (
+    1.2 *
+    (1 - q) *
+    Math.sin(Math.PI * x) *
+    Math.sin(2 * Math.PI * p.style.wobbleCycles * x + p.style.wobblePhase)
+  );
+}
+
+/**
+ * The body on the flight path at flight fraction u, rotating, folded into its tuck or pike by `shape`
+ * (0 straight, 1 folded) with `tight`ness, the rotation off by `wobble`, the arms off the legs by
+ * `armError` (scaled by the fold) and behind the line by `armLag`, the hips broken by `hipBreak`.
+ */
+function tuckedFlight(
+  p: SynthDiveClipParams,
+  an: Anchors,
+  u: number,
+  o: { tight: number; shape: number; wobble: number; armError: number; armLag?: number; hipBreak?: number },
+): Joints {
+  const tuck = p.action.position === 'tuck';
+  const pose: BodyPose = {
+    alpha: an.alphaEntry * turnAt(u) + o.wobble,
+    hipFlex: o.shape * (tuck ? 2.3 : 2.6) * o.tight + (o.hipBreak ?? 0),
+    kneeFlex: o.shape * (tuck ? 2.5 * o.tight : 0),
+    arm: Math.PI + o.shape * ((tuck ? 0.6 : 1.0) + o.armError - Math.PI) - (o.armLag ?? 0),
+  };
+  return bodyJoints(pose, flightHip(p, an, u), an.facing, p.nuisance.figureScale);
+}
+
 /**
  * Somersault of the 4-stage variant: u the fraction of the whole flight, v of this stage. Tightness
  * and wobble as the flight's, blended into the standard tuck or pike by the end of the stage.
@@ -262,21 +283,12 @@ function flightHip(p: SynthDiveClipParams, an: Anchors, u: number): [number, num
 function somersault(p: SynthDiveClipParams, an: Anchors, u: number, v: number): Joints {
   const q = p.quality[1];
   const handOver = smoothstep(0.7, 1, v);
-  const tight = 0.2 + 0.8 * q + (STANDARD_TIGHT - 0.2 - 0.8 * q) * handOver;
-  const tuck = p.action.position === 'tuck';
-  const shape = smoothstep(0, 0.15, u);
-  const wobble =
-    1.2 *
-    (1 - q) *
-    Math.sin(Math.PI * v) *
-    Math.sin(2 * Math.PI * p.style.wobbleCycles * v + p.style.wobblePhase);
-  const pose: BodyPose = {
-    alpha: an.alphaEntry * turnAt(u) + wobble,
-    hipFlex: shape * (tuck ? 2.3 : 2.6) * tight,
-    kneeFlex: shape * (tuck ? 2.5 * tight : 0),
-    arm: Math.PI + shape * ((tuck ? 0.6 : 1.0) + 1.4 * (1 - q) * (1 - handOver) - Math.PI),
-  };
-  return bodyJoints(pose, flightHip(p, an, u), an.facing, p.nuisance.figureScale);
+  return tuckedFlight(p, an, u, {
+    tight: 0.2 + 0.8 * q + (STANDARD_TIGHT - 0.2 - 0.8 * q) * handOver,
+    shape: smoothstep(0, 0.15, u),
+    wobble: wobbleAt(p, q, v),
+    armError: 1.4 * (1 - q) * (1 - handOver),
+  });
 }
 
 /**
@@ -287,16 +299,15 @@ function somersault(p: SynthDiveClipParams, an: Anchors, u: number, v: number): 
 function comeOut(p: SynthDiveClipParams, an: Anchors, u: number, v: number): Joints {
   const q = p.quality[2];
   const start = 0.05 + 0.55 * (1 - q);
-  const shape = 1 - smoothstep(start, start + 0.3, v);
-  const tuck = p.action.position === 'tuck';
   const fault = (1 - q) * Math.sin(Math.PI * v);
-  const pose: BodyPose = {
-    alpha: an.alphaEntry * turnAt(u) + an.rotSign * 0.5 * fault,
-    hipFlex: shape * (tuck ? 2.3 : 2.6) * STANDARD_TIGHT + 0.5 * fault,
-    kneeFlex: shape * (tuck ? 2.5 * STANDARD_TIGHT : 0),
-    arm: Math.PI + shape * ((tuck ? 0.6 : 1.0) - Math.PI) - 1.0 * fault,
-  };
-  return bodyJoints(pose, flightHip(p, an, u), an.facing, p.nuisance.figureScale);
+  return tuckedFlight(p, an, u, {
+    tight: STANDARD_TIGHT,
+    shape: 1 - smoothstep(start, start + 0.3, v),
+    wobble: an.rotSign * 0.5 * fault,
+    armError: 0,
+    armLag: fault,
+    hipBreak: 0.5 * fault,
+  });
 }
 
 /** Camera centre for a flight fraction u (0 before the flight, 1 after it). */
