@@ -11,6 +11,7 @@ import {
   JUDGE_WEIGHTS_4,
   renderFrame,
   renderFrameSync,
+  type SynthDive,
   type SynthDiveClipParams,
 } from '../../src/data/synthdive/index.ts';
 import { expectedAward } from '../../src/data/synthdive/judges.ts';
@@ -48,6 +49,48 @@ const spearman = (a: number[], b: number[]): number => pearson(ranks(a), ranks(b
 
 const sameBytes = (a: Uint8Array, b: Uint8Array): boolean =>
   a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** All frames of a clip, rendered from its params at 24x24. */
+const renderAll = (p: SynthDiveClipParams): Uint8Array[] =>
+  Array.from({ length: p.numFrames }, (_, i) => renderFrameSync(p, i, 24, 24).data);
+
+/**
+ * Renders the first 6 clips of `ds` with stage quality `stage` at 0.05 and at 0.95: frames outside the
+ * stage must be byte-identical, at least `minShare` of the stage's frames must differ, and the mean
+ * absolute difference per pixel value inside the stage (8-bit levels) must exceed `minCue`.
+ */
+function expectStageLocality(ds: SynthDive, stage: number, minShare: number, minCue: number): void {
+  const cue: number[] = [];
+  for (const clip of ds.clips.slice(0, 6)) {
+    const base = ds.params(clip.key);
+    const lo = structuredClone(base);
+    const hi = structuredClone(base);
+    lo.quality[stage] = 0.05;
+    hi.quality[stage] = 0.95;
+    const a = renderAll(lo);
+    const b = renderAll(hi);
+    const bounds = [base.actionStart, ...base.transitions, base.actionEnd];
+    let differing = 0;
+    let absDiff = 0;
+    for (let i = 0; i < base.numFrames; i++) {
+      const inside = i >= bounds[stage] && i < bounds[stage + 1];
+      const same = sameBytes(a[i], b[i]);
+      if (inside) for (let k = 0; k < a[i].length; k++) absDiff += Math.abs(a[i][k] - b[i][k]) / a[i].length;
+      if (!inside)
+        expect(
+          same,
+          `${clip.key} frame ${i} (stage ${stage} spans ${bounds[stage]}..${bounds[stage + 1]})`,
+        ).toBe(true);
+      else if (!same) differing++;
+    }
+    // the stage's first frame is the fixed hand-over state; most of the rest must differ
+    const length = bounds[stage + 1] - bounds[stage];
+    expect(differing).toBeGreaterThanOrEqual(minShare * length);
+    cue.push(absDiff / length);
+  }
+  const mean = cue.reduce((x, y) => x + y, 0) / cue.length;
+  expect(mean, `mean cue of stage ${stage}: ${mean.toFixed(2)}`).toBeGreaterThan(minCue);
+}
 
 describe('synthdive', () => {
   const ds = createSynthDive({ seed: 11, clips: 600, width: 32, height: 32 });
@@ -156,47 +199,12 @@ describe('synthdive', () => {
   /** Smallest mean cue per stage at 24x24 (measured: see the test's message; floors ~20% below). */
   const MIN_CUE = [4.5, 2.5, 5];
 
-  /** All frames of a clip, rendered from its params at 24x24. */
-  const renderAll = (p: SynthDiveClipParams): Uint8Array[] =>
-    Array.from({ length: p.numFrames }, (_, i) => renderFrameSync(p, i, 24, 24).data);
-
   it.each([
     { stage: 0, name: 'take-off' },
     { stage: 1, name: 'flight' },
     { stage: 2, name: 'entry' },
   ] as const)('shows stage quality $stage ($name) only inside its stage', ({ stage }) => {
-    const cue: number[] = [];
-    for (const clip of ds.clips.slice(0, 6)) {
-      const base = ds.params(clip.key);
-      const lo = structuredClone(base);
-      const hi = structuredClone(base);
-      lo.quality[stage] = 0.05;
-      hi.quality[stage] = 0.95;
-      const a = renderAll(lo);
-      const b = renderAll(hi);
-      const bounds = [base.actionStart, ...base.transitions, base.actionEnd];
-      let differing = 0;
-      let absDiff = 0;
-      for (let i = 0; i < base.numFrames; i++) {
-        const inside = i >= bounds[stage] && i < bounds[stage + 1];
-        const same = sameBytes(a[i], b[i]);
-        if (inside)
-          for (let k = 0; k < a[i].length; k++) absDiff += Math.abs(a[i][k] - b[i][k]) / a[i].length;
-        if (!inside)
-          expect(
-            same,
-            `${clip.key} frame ${i} (stage ${stage} spans ${bounds[stage]}..${bounds[stage + 1]})`,
-          ).toBe(true);
-        else if (!same) differing++;
-      }
-      // the stage's first frame is the fixed hand-over state; most of the rest must differ
-      const length = bounds[stage + 1] - bounds[stage];
-      expect(differing).toBeGreaterThanOrEqual(0.6 * length);
-      // and differ visibly at this size: mean absolute difference per pixel value, in 8-bit levels
-      cue.push(absDiff / length);
-    }
-    const mean = cue.reduce((x, y) => x + y, 0) / cue.length;
-    expect(mean, `mean cue of stage ${stage}: ${mean.toFixed(2)}`).toBeGreaterThan(MIN_CUE[stage]);
+    expectStageLocality(ds, stage, 0.6, MIN_CUE[stage]);
   });
 
   it('makes the judges follow the hidden qualities (Spearman > 0.8), every stage counting', () => {
@@ -319,40 +327,8 @@ describe('synthdive, 4-stage variant (stages: 4)', () => {
 
   /** Smallest mean cue per stage at 24x24 (measured on these 6 clips: 5.52, 2.69, 2.54, 8.63; floors ~20% below). */
   const MIN_CUE_4 = [4.4, 2.1, 2, 6.9];
-  const renderAll = (p: SynthDiveClipParams): Uint8Array[] =>
-    Array.from({ length: p.numFrames }, (_, i) => renderFrameSync(p, i, 24, 24).data);
-
   it.each([0, 1, 2, 3])('shows stage quality %i only inside its stage', (stage) => {
-    const cue: number[] = [];
-    for (const clip of ds.clips.slice(0, 6)) {
-      const base = ds.params(clip.key);
-      const lo = structuredClone(base);
-      const hi = structuredClone(base);
-      lo.quality[stage] = 0.05;
-      hi.quality[stage] = 0.95;
-      const a = renderAll(lo);
-      const b = renderAll(hi);
-      const bounds = [base.actionStart, ...base.transitions, base.actionEnd];
-      let differing = 0;
-      let absDiff = 0;
-      for (let i = 0; i < base.numFrames; i++) {
-        const inside = i >= bounds[stage] && i < bounds[stage + 1];
-        const same = sameBytes(a[i], b[i]);
-        if (inside)
-          for (let k = 0; k < a[i].length; k++) absDiff += Math.abs(a[i][k] - b[i][k]) / a[i].length;
-        if (!inside)
-          expect(
-            same,
-            `${clip.key} frame ${i} (stage ${stage} spans ${bounds[stage]}..${bounds[stage + 1]})`,
-          ).toBe(true);
-        else if (!same) differing++;
-      }
-      const length = bounds[stage + 1] - bounds[stage];
-      expect(differing).toBeGreaterThanOrEqual(0.5 * length);
-      cue.push(absDiff / length);
-    }
-    const mean = cue.reduce((x, y) => x + y, 0) / cue.length;
-    expect(mean, `mean cue of stage ${stage}: ${mean.toFixed(2)}`).toBeGreaterThan(MIN_CUE_4[stage]);
+    expectStageLocality(ds, stage, 0.5, MIN_CUE_4[stage]);
   });
 
   it('makes the judges follow all four qualities, with their own weights', () => {
